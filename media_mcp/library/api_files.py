@@ -1,0 +1,343 @@
+"""The Files service endpoints (F1-F8, F11, F12, F14-F16 of the Wix Media v2 API)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from media_mcp.library import importer, listing
+from media_mcp.library.catalog import CatalogError, FileRow
+from media_mcp.library.db import in_thread
+from media_mcp.library.errors import ApiError, invalid, not_found
+from media_mcp.library.probe import guess_mime, media_type_of
+from media_mcp.library.records import ArchiveRecord
+from media_mcp.library.service import Library, parse_file_id
+from media_mcp.library.tokens import AUD_ARCHIVE, AUD_DOWNLOAD, AUD_RESUMABLE, AUD_UPLOAD
+from media_mcp.library.web import base_url, library, read_json, read_query, respond
+from media_mcp.wix import messages as msg
+from media_mcp.wix import models as m
+
+_MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$", re.IGNORECASE)
+ZIP_MAX_FILES = 1000
+
+
+def catalog_error(exc: CatalogError) -> ApiError:
+    """Turn a tree rule the catalog refused into the answer Wix would give."""
+    if exc.code == "NOT_FOUND":
+        return not_found("item", exc.ident)
+    return ApiError(400, exc.code, str(exc), data={"id": exc.ident} if exc.ident else None)
+
+
+def file_id_or_404(raw: str) -> str:
+    file_id = parse_file_id(raw)
+    if file_id is None:
+        raise not_found("file", raw[:200])
+    return file_id
+
+
+async def _get_row(lib: Library, raw_id: str) -> FileRow:
+    file_id = file_id_or_404(raw_id)
+    row = await in_thread(lib.catalog.get_file, file_id)
+    if row is None:
+        raise not_found("file", file_id)
+    return row
+
+
+async def get_file(request: Request) -> Response:
+    lib = library(request)
+    row = await _get_row(lib, request.query_params.get("fileId", ""))
+    return respond(msg.GetFileDescriptorResponse(file=lib.render_file(row, base_url(request))))
+
+
+async def get_files(request: Request) -> Response:
+    lib = library(request)
+    body = await read_json(request, msg.GetFileDescriptorsRequest)
+    ids = [file_id_or_404(raw) for raw in body.file_ids]
+    rows = await in_thread(lib.catalog.get_files, ids)
+    if missing := [i for i in ids if i not in rows]:
+        raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
+    base = base_url(request)
+    return respond(msg.GetFileDescriptorsResponse(files=[lib.render_file(rows[i], base) for i in ids]))
+
+
+def _mask_paths(mask: str | msg.FieldMask | None, prefix: str) -> set[str] | None:
+    if mask is None:
+        return None
+    paths = mask.split(",") if isinstance(mask, str) else mask.paths
+    return {p.strip().removeprefix(prefix) for p in paths if p.strip()}
+
+
+async def update_file(request: Request) -> Response:
+    lib = library(request)
+    body = await read_json(request, msg.UpdateFileDescriptorRequest)
+    file_id = file_id_or_404(body.file.id)
+    mask = _mask_paths(body.field_mask, "file.")
+    wanted = {
+        "displayName": body.file.display_name,
+        "parentFolderId": body.file.parent_folder_id,
+        "labels": body.file.labels,
+    }
+    changes = {k: v for k, v in wanted.items() if v is not None and (mask is None or k in mask)}
+    if not changes:
+        raise ApiError(400, "FIELD_MASK_IS_EMPTY_OR_MISSING", "nothing to update: set displayName, parentFolderId or labels")
+    try:
+        row = await in_thread(
+            lib.catalog.update_file,
+            file_id,
+            lib.clock(),
+            display_name=changes.get("displayName"),  # type: ignore[arg-type]
+            parent_id=changes.get("parentFolderId"),  # type: ignore[arg-type]
+            labels=changes.get("labels"),  # type: ignore[arg-type]
+        )
+    except CatalogError as exc:
+        raise catalog_error(exc) from exc
+    return respond(msg.UpdateFileDescriptorResponse(file=lib.render_file(row, base_url(request))))
+
+
+async def generate_file_download_url(request: Request) -> Response:
+    lib = library(request)
+    body = await read_json(request, msg.GenerateFileDownloadUrlRequest)
+    row = await _get_row(lib, body.file_id)
+    keys = body.asset_keys or ["src"]
+    if bad := [k for k in keys if k != "src"]:
+        raise ApiError(400, "INVALID_ASSET_KEY", f"unknown asset key {bad[0]!r}; this file has only 'src'")
+    minutes = body.expiration_in_minutes or 600
+    disposition = body.content_disposition or m.ContentDisposition.ATTACHMENT
+    claims: dict[str, Any] = {
+        "obj": row.id,
+        "fn": body.download_file_name or row.display_name,
+        "cd": disposition.value,
+    }
+    if body.expiration_redirect_url:
+        claims["red"] = body.expiration_redirect_url
+    base = base_url(request)
+    urls = []
+    for key in keys:
+        token = lib.signer.mint(AUD_DOWNLOAD, {**claims, "ak": key}, ttl_seconds=minutes * 60)
+        urls.append(msg.DownloadUrl(url=f"{base}/download/media/{quote(row.id)}?token={token}", asset_key=key))
+    return respond(msg.GenerateFileDownloadUrlResponse(download_urls=urls))
+
+
+async def generate_files_download_url(request: Request) -> Response:
+    lib = library(request)
+    body = await read_json(request, msg.GenerateFilesDownloadUrlRequest)
+    ids = list(dict.fromkeys(file_id_or_404(raw) for raw in body.file_ids))
+    rows = await in_thread(lib.catalog.get_files, ids)
+    if missing := [i for i in ids if i not in rows]:
+        raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
+    return await mint_archive(request, ArchiveRecord(id=_archive_id(), file_ids=ids, folder_id=None))
+
+
+def _archive_id() -> str:
+    import secrets
+
+    return secrets.token_hex(16)
+
+
+async def mint_archive(request: Request, record: ArchiveRecord) -> Response:
+    """Store a zip's recipe and answer its permanent, signed download URL."""
+    lib = library(request)
+    await in_thread(lib.records.create_archive, record, lib.clock())
+    token = lib.signer.mint(AUD_ARCHIVE, {"obj": record.id}, ttl_seconds=None)
+    url = f"{base_url(request)}/download/archive/{record.id}?token={token}"
+    return respond(msg.GenerateFilesDownloadUrlResponse(download_url=url))
+
+
+def _check_upload_request(
+    lib: Library, mime_type: str, file_name: str | None, size: int | None
+) -> None:
+    if not _MIME_RE.match(mime_type):
+        raise ApiError(400, "UNSUPPORTED_FILE_FORMAT", f"{mime_type!r} is not a MIME type like 'image/png'")
+    if size == 0:
+        raise ApiError(400, "ZERO_FILE_SIZE", "sizeInBytes is 0: there is nothing to upload")
+    limit = lib.settings.library_max_file_bytes
+    if size is not None and size > limit:
+        raise ApiError(400, "FILE_SIZE_OVER_LIMIT", f"files are limited to {limit} bytes", data={"limit": str(limit)})
+    if file_name and mime_type.lower() != "application/octet-stream":
+        by_name = guess_mime(file_name)
+        if by_name and media_type_of(by_name) != media_type_of(mime_type):
+            raise ApiError(
+                400,
+                "MISMATCH_MIME_TYPE",
+                f"mimeType {mime_type!r} does not match the file name {file_name!r} ({by_name})",
+            )
+
+
+def split_file_path(path: str | None) -> list[str]:
+    if not path:
+        return []
+    parts = [p.strip() for p in path.split("/") if p.strip()]
+    if any(p in (".", "..") for p in parts):
+        raise invalid("filePath", "filePath may not contain '.' or '..' segments", rule="FORMAT")
+    return parts
+
+
+async def _check_parent(lib: Library, folder_id: str) -> None:
+    if folder_id in (m.MEDIA_ROOT_ID, m.VISITOR_UPLOADS_ID):
+        return
+    folder = await in_thread(lib.catalog.get_folder, folder_id)
+    if folder is None:
+        raise not_found("folder", folder_id)
+    if folder.state != "OK":
+        raise ApiError(400, "FOLDER_IN_TRASH", f"folder {folder_id!r} is in the trash")
+
+
+def _upload_claims(
+    body: msg.GenerateFileUploadUrlRequest | msg.GenerateFileResumableUploadUrlRequest,
+) -> dict[str, Any]:
+    return {
+        "mime": body.mime_type,
+        "name": body.file_name,
+        "size": body.size_in_bytes,
+        "parent": body.parent_folder_id or m.MEDIA_ROOT_ID,
+        "private": bool(body.private),
+        "labels": body.labels or [],
+        "path": split_file_path(body.file_path),
+    }
+
+
+async def generate_upload_url(request: Request) -> Response:
+    lib = library(request)
+    body = await read_json(request, msg.GenerateFileUploadUrlRequest)
+    _check_upload_request(lib, body.mime_type, body.file_name, body.size_in_bytes)
+    claims = _upload_claims(body)
+    await _check_parent(lib, claims["parent"])
+    ttl = lib.settings.library_upload_link_minutes * 60
+    token = lib.signer.mint(AUD_UPLOAD, {"req": claims}, ttl_seconds=ttl)
+    return respond(msg.GenerateFileUploadUrlResponse(upload_url=f"{base_url(request)}/upload/{token}"))
+
+
+async def generate_resumable_upload_url(request: Request) -> Response:
+    lib = library(request)
+    body = await read_json(request, msg.GenerateFileResumableUploadUrlRequest)
+    _check_upload_request(lib, body.mime_type, body.file_name, body.size_in_bytes)
+    claims = _upload_claims(body)
+    await _check_parent(lib, claims["parent"])
+    ttl = lib.settings.library_resumable_link_minutes * 60
+    token = lib.signer.mint(AUD_RESUMABLE, {"req": claims}, ttl_seconds=ttl)
+    return respond(
+        msg.GenerateFileResumableUploadUrlResponse(upload_url=f"{base_url(request)}/upload/tus", upload_token=token)
+    )
+
+
+async def import_file(request: Request) -> Response:
+    lib = library(request)
+    body = await read_json(request, msg.ImportFileRequest)
+    if body.media_type == m.MediaType.OTHER:
+        raise invalid("mediaType", "mediaType may not be OTHER", rule="FORMAT")
+    parent = body.parent_folder_id or m.MEDIA_ROOT_ID
+    await _check_parent(lib, parent)
+    path = split_file_path(body.file_path)
+    guard = importer.guard_for(request)
+    url = await guard.check_url(body.url)
+    row = importer.pending_row(lib, body, url, parent)
+    try:
+        row = await in_thread(lib.catalog.add_file, row, path)
+    except CatalogError as exc:
+        raise catalog_error(exc) from exc
+    descriptor = lib.render_file(row, base_url(request))
+    job = importer.ImportJob(
+        lib=lib, guard=guard, file_id=row.id, url=url, request=body, transport=request.app.state.import_transport
+    )
+    return JSONResponse(msg.ImportFileResponse(file=descriptor).to_wire(), background=BackgroundTask(job.run))
+
+
+async def _files_page(request: Request, query: listing.Query, paging: m.CursorPaging | None) -> Response:
+    lib = library(request)
+    after = None
+    if paging and paging.cursor:
+        query, after = listing.decode_cursor(paging.cursor, "files")
+    page = listing.page_of(query, paging, after)
+    rows = await in_thread(lib.catalog.list_files, page)
+    base = base_url(request)
+    files = [lib.render_file(r, base) for r in rows[: page.limit]]
+    return respond(msg.FilesPage(files=files, next_cursor=listing.next_cursor(query, rows, page.limit)))
+
+
+def _list_query(body: msg.ListFilesRequest, scope: str) -> listing.Query:
+    field, descending = listing.sort_of("files", body.sort)
+    return listing.Query(
+        kind="files",
+        scope=scope,
+        target=body.parent_folder_id or m.MEDIA_ROOT_ID,
+        sort_field=field,
+        descending=descending,
+        media_types=listing.media_types_of(body.media_types),
+        private=body.private,
+    )
+
+
+async def list_files(request: Request) -> Response:
+    body = read_query(request, msg.ListFilesRequest)
+    return await _files_page(request, _list_query(body, "parent"), body.paging)
+
+
+async def list_deleted_files(request: Request) -> Response:
+    body = read_query(request, msg.ListFilesRequest)
+    return await _files_page(request, _list_query(body, "deleted"), body.paging)
+
+
+async def search_files(request: Request) -> Response:
+    body = await read_json(request, msg.SearchFilesRequest)
+    field, descending = listing.sort_of("files", body.sort)
+    query = listing.Query(
+        kind="files",
+        scope="root",
+        target=(body.root_folder or m.RootFolder.MEDIA_ROOT).value,
+        sort_field=field,
+        descending=descending,
+        media_types=listing.media_types_of(body.media_types),
+        private=body.private,
+        search=body.search,
+    )
+    return await _files_page(request, query, body.paging)
+
+
+async def bulk_delete_files(request: Request) -> Response:
+    lib = library(request)
+    body = await read_json(request, msg.BulkDeleteFilesRequest)
+    ids = list(dict.fromkeys(file_id_or_404(raw) for raw in body.file_ids))
+    try:
+        if body.permanent:
+            blobs = await in_thread(lib.catalog.delete_files, ids)
+            for key in blobs:
+                lib.blobs.discard(key)
+        else:
+            await in_thread(lib.catalog.trash_files, ids, lib.clock())
+    except CatalogError as exc:
+        raise catalog_error(exc) from exc
+    return JSONResponse({})
+
+
+async def bulk_restore_files(request: Request) -> Response:
+    lib = library(request)
+    body = await read_json(request, msg.BulkRestoreFilesRequest)
+    ids = list(dict.fromkeys(file_id_or_404(raw) for raw in body.file_ids))
+    try:
+        await in_thread(lib.catalog.restore_files, ids, lib.clock())
+    except CatalogError as exc:
+        raise catalog_error(exc) from exc
+    return JSONResponse({})
+
+
+routes = [
+    Route("/files/generate-download-url", generate_files_download_url, methods=["POST"]),
+    Route("/files/generate-file-download-url", generate_file_download_url, methods=["POST"]),
+    Route("/files/get-file-by-id", get_file, methods=["GET"]),
+    Route("/files/get-files", get_files, methods=["POST"]),
+    Route("/files/update-file-descriptor", update_file, methods=["PATCH"]),
+    Route("/files/generate-upload-url", generate_upload_url, methods=["POST"]),
+    Route("/files/generate-resumable-upload-url", generate_resumable_upload_url, methods=["POST"]),
+    Route("/files/import", import_file, methods=["POST"]),
+    Route("/files/search", search_files, methods=["POST"]),
+    Route("/files", list_files, methods=["GET"]),
+    Route("/bulk/files/delete", bulk_delete_files, methods=["POST"]),
+    Route("/bulk/trash-bin/files/restore", bulk_restore_files, methods=["POST"]),
+    Route("/trash-bin/files", list_deleted_files, methods=["GET"]),
+]

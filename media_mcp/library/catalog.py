@@ -1,0 +1,492 @@
+"""Files and folders in SQLite: the Media Manager's tree, its trash and its search index.
+
+Trash model: an item trashed directly moves under ``trash-root`` and remembers its old parent in
+``trash_parent``; everything inside a trashed folder keeps its place, is marked ``DELETED`` and
+remembers the folder in ``trashed_by``, so restoring the folder brings exactly those back.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from media_mcp.library.db import Database
+from media_mcp.wix.models import MEDIA_ROOT_ID, TRASH_ROOT_ID, VISITOR_UPLOADS_ID
+
+MEDIA = "media"
+VISITOR = "visitor"
+OK = "OK"
+DELETED = "DELETED"
+
+
+class CatalogError(Exception):
+    """A request the tree cannot honour; ``code`` and ``ident`` say why and for what."""
+
+    def __init__(self, code: str, message: str, ident: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.ident = ident
+
+
+@dataclass
+class FileRow:
+    id: str
+    display_name: str
+    parent_id: str
+    root: str
+    state: str
+    private: bool
+    media_type: str
+    mime_type: str
+    size: int
+    hash: str
+    blob: str | None
+    status: str
+    created: float
+    updated: float
+    width: int = 0
+    height: int = 0
+    source_url: str | None = None
+    labels: list[str] = field(default_factory=list)
+    trash_parent: str | None = None
+    trashed_by: str | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> FileRow:
+        return cls(
+            id=row["id"],
+            display_name=row["display_name"],
+            parent_id=row["parent_id"],
+            root=row["root"],
+            state=row["state"],
+            private=bool(row["private"]),
+            media_type=row["media_type"],
+            mime_type=row["mime_type"],
+            size=row["size"],
+            hash=row["hash"],
+            blob=row["blob"],
+            status=row["status"],
+            created=row["created"],
+            updated=row["updated"],
+            width=row["width"],
+            height=row["height"],
+            source_url=row["source_url"],
+            labels=json.loads(row["labels"]),
+            trash_parent=row["trash_parent"],
+            trashed_by=row["trashed_by"],
+        )
+
+
+@dataclass
+class FolderRow:
+    id: str
+    display_name: str
+    parent_id: str
+    root: str
+    state: str
+    created: float
+    updated: float
+    trash_parent: str | None = None
+    trashed_by: str | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> FolderRow:
+        return cls(**{k: row[k] for k in row.keys() if k != "sort_name"})  # noqa: SIM118 - sqlite3.Row
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a listing asks for: filters, one sort, and where the previous page stopped."""
+
+    where: str
+    params: tuple[Any, ...]
+    sort_column: str
+    descending: bool
+    limit: int
+    after: tuple[Any, Any] | None = None
+
+
+def _search_text(display_name: str, mime_type: str, labels: Iterable[str]) -> str:
+    return "\n".join([display_name, mime_type, *labels])
+
+
+def search_clause(text: str, columns: str = "sort_name || ' ' || mime_type || ' ' || labels") -> tuple[str, list[Any]]:
+    """SQL matching every word of ``text`` anywhere in name, MIME type or labels (case-insensitive).
+
+    Words of three characters or more use the trigram index; shorter ones fall back to LIKE.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    long_words = [w for w in text.split() if len(w) >= 3]
+    if long_words:
+        clauses.append("seq IN (SELECT rowid FROM files_text WHERE files_text MATCH ?)")
+        params.append(" ".join('"' + w.replace('"', '""') + '"' for w in long_words))
+    for word in (w for w in text.split() if len(w) < 3):
+        escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(f"lower({columns}) LIKE ? ESCAPE '\\'")
+        params.append(f"%{escaped}%")
+    return " AND ".join(clauses) or "1", params
+
+
+class Catalog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- helpers that run inside a transaction --------------------------------------------
+
+    @staticmethod
+    def _folder(conn: sqlite3.Connection, folder_id: str) -> FolderRow | None:
+        row = conn.execute("SELECT * FROM folders WHERE id = ?", (folder_id,)).fetchone()
+        return FolderRow.from_row(row) if row else None
+
+    def _live_root(self, conn: sqlite3.Connection, folder_id: str) -> str | None:
+        """The root ('media'/'visitor') of a folder that can hold things now, else None."""
+        if folder_id == MEDIA_ROOT_ID:
+            return MEDIA
+        if folder_id == VISITOR_UPLOADS_ID:
+            return VISITOR
+        folder = self._folder(conn, folder_id)
+        return folder.root if folder and folder.state == OK else None
+
+    def _require_live_parent(self, conn: sqlite3.Connection, folder_id: str) -> str:
+        root = self._live_root(conn, folder_id)
+        if root is None:
+            code = "FOLDER_IN_TRASH" if folder_id == TRASH_ROOT_ID or self._folder(conn, folder_id) else "NOT_FOUND"
+            raise CatalogError(code, f"folder {folder_id!r} cannot hold items", folder_id)
+        return root
+
+    @staticmethod
+    def _subtree(conn: sqlite3.Connection, folder_id: str) -> list[str]:
+        """Ids of every folder below ``folder_id`` (not including it)."""
+        rows = conn.execute(
+            "WITH RECURSIVE sub(id) AS (SELECT id FROM folders WHERE parent_id = ? "
+            "UNION SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id) SELECT id FROM sub",
+            (folder_id,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def _in_list(ids: Sequence[str]) -> str:
+        return ",".join("?" * len(ids))
+
+    # --- files ------------------------------------------------------------------------------
+
+    def add_file(
+        self, row: FileRow, file_path: Sequence[str] = (), also: Callable[[sqlite3.Connection], None] | None = None
+    ) -> FileRow:
+        """Insert a new file (creating the ``file_path`` folders); fails if the parent is not live.
+
+        ``also`` runs in the same transaction (e.g. to spend the upload token that brought the file).
+        """
+        with self.db.tx() as conn:
+            if also is not None:
+                also(conn)
+            parent = row.parent_id
+            for name in file_path:
+                parent = self._ensure_child(conn, parent, name, row.created)
+            row.parent_id = parent
+            row.root = self._require_live_parent(conn, parent)
+            cur = conn.execute(
+                "INSERT INTO files (id, display_name, sort_name, parent_id, root, state, private, media_type,"
+                " mime_type, size, hash, blob, width, height, status, source_url, labels, created, updated)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    row.id, row.display_name, row.display_name.casefold(), row.parent_id, row.root, row.state,
+                    int(row.private), row.media_type, row.mime_type, row.size, row.hash, row.blob, row.width,
+                    row.height, row.status, row.source_url, json.dumps(row.labels), row.created, row.updated,
+                ),
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO files_text (rowid, body) VALUES (?, ?)",
+                (cur.lastrowid, _search_text(row.display_name, row.mime_type, row.labels)),
+            )
+        return row
+
+    def _ensure_child(self, conn: sqlite3.Connection, parent: str, name: str, now: float) -> str:
+        root = self._require_live_parent(conn, parent)
+        found = conn.execute(
+            "SELECT id FROM folders WHERE parent_id = ? AND display_name = ? AND state = 'OK' ORDER BY created LIMIT 1",
+            (parent, name),
+        ).fetchone()
+        if found:
+            return str(found[0])
+        import secrets
+
+        folder_id = secrets.token_hex(16)
+        conn.execute(
+            "INSERT INTO folders (id, display_name, sort_name, parent_id, root, state, created, updated)"
+            " VALUES (?,?,?,?,?,'OK',?,?)",
+            (folder_id, name, name.casefold(), parent, root, now, now),
+        )
+        return folder_id
+
+    def complete_import(self, file_id: str, **values: Any) -> None:
+        """Fill in an imported file's content fields once its bytes are stored."""
+        allowed = {"status", "hash", "size", "blob", "media_type", "mime_type", "width", "height", "updated"}
+        assert set(values) <= allowed
+        with self.db.tx() as conn:
+            sets = ", ".join(f"{k} = ?" for k in values)
+            conn.execute(f"UPDATE files SET {sets} WHERE id = ?", (*values.values(), file_id))  # noqa: S608
+
+    def get_file(self, file_id: str) -> FileRow | None:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+        return FileRow.from_row(row) if row else None
+
+    def get_files(self, file_ids: Sequence[str]) -> dict[str, FileRow]:
+        with self.db.read() as conn:
+            rows = conn.execute(f"SELECT * FROM files WHERE id IN ({self._in_list(file_ids)})", tuple(file_ids))
+            return {r["id"]: FileRow.from_row(r) for r in rows}
+
+    def update_file(
+        self,
+        file_id: str,
+        now: float,
+        *,
+        display_name: str | None = None,
+        parent_id: str | None = None,
+        labels: list[str] | None = None,
+    ) -> FileRow:
+        with self.db.tx() as conn:
+            row = conn.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+            if row is None:
+                raise CatalogError("NOT_FOUND", f"file {file_id!r} not found", file_id)
+            current = FileRow.from_row(row)
+            if parent_id is not None and parent_id != current.parent_id:
+                if current.state != OK:
+                    raise CatalogError("FILE_IN_TRASH", f"file {file_id!r} is in the trash", file_id)
+                current.root = self._require_live_parent(conn, parent_id)
+                current.parent_id = parent_id
+            if display_name is not None:
+                current.display_name = display_name
+            if labels is not None:
+                current.labels = labels
+            current.updated = now
+            conn.execute(
+                "UPDATE files SET display_name=?, sort_name=?, parent_id=?, root=?, labels=?, updated=? WHERE id=?",
+                (
+                    current.display_name, current.display_name.casefold(), current.parent_id, current.root,
+                    json.dumps(current.labels), now, file_id,
+                ),
+            )  # fmt: skip
+            conn.execute(
+                "UPDATE files_text SET body = ? WHERE rowid = (SELECT seq FROM files WHERE id = ?)",
+                (_search_text(current.display_name, current.mime_type, current.labels), file_id),
+            )
+        return current
+
+    def _missing(self, conn: sqlite3.Connection, table: str, ids: Sequence[str]) -> list[str]:
+        found = {
+            r[0] for r in conn.execute(f"SELECT id FROM {table} WHERE id IN ({self._in_list(ids)})", tuple(ids))
+        }  # noqa: S608 - table is ours
+        return [i for i in ids if i not in found]
+
+    def trash_files(self, file_ids: Sequence[str], now: float) -> None:
+        """Move files to the trash; files already there stay as they are."""
+        with self.db.tx() as conn:
+            if missing := self._missing(conn, "files", file_ids):
+                raise CatalogError("NOT_FOUND", f"file not found: {missing[0]!r}", missing[0])
+            conn.execute(
+                f"UPDATE files SET trash_parent = parent_id, parent_id = ?, state = 'DELETED', updated = ?"
+                f" WHERE state = 'OK' AND id IN ({self._in_list(file_ids)})",
+                (TRASH_ROOT_ID, now, *file_ids),
+            )
+
+    def restore_files(self, file_ids: Sequence[str], now: float) -> None:
+        """Bring trashed files back where they were (or to the top level if that is gone)."""
+        with self.db.tx() as conn:
+            if missing := self._missing(conn, "files", file_ids):
+                raise CatalogError("NOT_FOUND", f"file not found: {missing[0]!r}", missing[0])
+            for file_id in file_ids:
+                row = FileRow.from_row(conn.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
+                if row.state == OK:
+                    continue
+                target = row.trash_parent if row.parent_id == TRASH_ROOT_ID else row.parent_id
+                root = self._live_root(conn, target or MEDIA_ROOT_ID)
+                if target is None or root is None:
+                    target, root = MEDIA_ROOT_ID, MEDIA
+                conn.execute(
+                    "UPDATE files SET parent_id=?, root=?, state='OK', trash_parent=NULL, trashed_by=NULL, updated=?"
+                    " WHERE id=?",
+                    (target, root, now, file_id),
+                )
+
+    def delete_files(self, file_ids: Sequence[str]) -> list[str]:
+        """Remove files for good; returns the blob keys to unlink once this has committed."""
+        with self.db.tx() as conn:
+            if missing := self._missing(conn, "files", file_ids):
+                raise CatalogError("NOT_FOUND", f"file not found: {missing[0]!r}", missing[0])
+            return self._drop_files(conn, f"id IN ({self._in_list(file_ids)})", tuple(file_ids))
+
+    @staticmethod
+    def _drop_files(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[str]:
+        rows = conn.execute(f"SELECT seq, blob FROM files WHERE {where}", params).fetchall()  # noqa: S608
+        for row in rows:
+            conn.execute("DELETE FROM files_text WHERE rowid = ?", (row["seq"],))
+            conn.execute("DELETE FROM files WHERE seq = ?", (row["seq"],))
+        return [r["blob"] for r in rows if r["blob"]]
+
+    def list_files(self, page: Page) -> list[FileRow]:
+        with self.db.read() as conn:
+            return [FileRow.from_row(r) for r in conn.execute(*_page_sql("files", page))]
+
+    def folder_files(self, folder_id: str, cap: int) -> list[FileRow]:
+        """Every file under a folder, at any depth, in a stable order (for zips)."""
+        with self.db.read() as conn:
+            ids = [folder_id, *self._subtree(conn, folder_id)]
+            rows = conn.execute(
+                f"SELECT * FROM files WHERE parent_id IN ({self._in_list(ids)}) ORDER BY parent_id, sort_name, id"
+                " LIMIT ?",
+                (*ids, cap + 1),
+            ).fetchall()  # noqa: S608
+        return [FileRow.from_row(r) for r in rows]
+
+    def blob_keys(self) -> set[str]:
+        with self.db.read() as conn:
+            return {r[0] for r in conn.execute("SELECT blob FROM files WHERE blob IS NOT NULL")}
+
+    def fail_pending_imports(self, now: float) -> int:
+        """Imports cut short by a stop can never finish: mark them failed."""
+        with self.db.tx() as conn:
+            return conn.execute(
+                "UPDATE files SET status='FAILED', updated=? WHERE status='PENDING' AND blob IS NULL", (now,)
+            ).rowcount
+
+    # --- folders ----------------------------------------------------------------------------
+
+    def create_folder(self, folder_id: str, name: str, parent_id: str, now: float) -> FolderRow:
+        with self.db.tx() as conn:
+            root = self._require_live_parent(conn, parent_id)
+            conn.execute(
+                "INSERT INTO folders (id, display_name, sort_name, parent_id, root, state, created, updated)"
+                " VALUES (?,?,?,?,?,'OK',?,?)",
+                (folder_id, name, name.casefold(), parent_id, root, now, now),
+            )
+        return FolderRow(folder_id, name, parent_id, root, OK, now, now)
+
+    def get_folder(self, folder_id: str) -> FolderRow | None:
+        with self.db.read() as conn:
+            return self._folder(conn, folder_id)
+
+    def update_folder(
+        self, folder_id: str, now: float, *, display_name: str | None = None, parent_id: str | None = None
+    ) -> FolderRow:
+        with self.db.tx() as conn:
+            folder = self._folder(conn, folder_id)
+            if folder is None:
+                raise CatalogError("NOT_FOUND", f"folder {folder_id!r} not found", folder_id)
+            if parent_id is not None and parent_id != folder.parent_id:
+                if folder.state != OK:
+                    raise CatalogError("FOLDER_IN_TRASH", f"folder {folder_id!r} is in the trash", folder_id)
+                subtree = self._subtree(conn, folder_id)
+                if parent_id == folder_id or parent_id in subtree:
+                    raise CatalogError("FOLDER_CYCLE", "a folder cannot move into itself or its own subfolder")
+                root = self._require_live_parent(conn, parent_id)
+                if root != folder.root:
+                    ids = [folder_id, *subtree]
+                    marks = self._in_list(ids)
+                    conn.execute(f"UPDATE folders SET root = ? WHERE id IN ({marks})", (root, *ids))  # noqa: S608
+                    conn.execute(f"UPDATE files SET root = ? WHERE parent_id IN ({marks})", (root, *ids))  # noqa: S608
+                folder.parent_id, folder.root = parent_id, root
+            if display_name is not None:
+                folder.display_name = display_name
+            folder.updated = now
+            conn.execute(
+                "UPDATE folders SET display_name=?, sort_name=?, parent_id=?, updated=? WHERE id=?",
+                (folder.display_name, folder.display_name.casefold(), folder.parent_id, now, folder_id),
+            )
+        return folder
+
+    def trash_folders(self, folder_ids: Sequence[str], now: float) -> None:
+        """Move folders to the trash; what they hold follows them."""
+        with self.db.tx() as conn:
+            if missing := self._missing(conn, "folders", folder_ids):
+                raise CatalogError("NOT_FOUND", f"folder not found: {missing[0]!r}", missing[0])
+            for folder_id in folder_ids:
+                folder = self._folder(conn, folder_id)
+                if folder is None or folder.state != OK:
+                    continue
+                inner = self._subtree(conn, folder_id)
+                if inner:
+                    conn.execute(
+                        f"UPDATE folders SET state='DELETED', trashed_by=?, updated=?"
+                        f" WHERE state='OK' AND id IN ({self._in_list(inner)})",
+                        (folder_id, now, *inner),
+                    )  # noqa: S608
+                holders = [folder_id, *inner]
+                conn.execute(
+                    f"UPDATE files SET state='DELETED', trashed_by=?, updated=?"
+                    f" WHERE state='OK' AND parent_id IN ({self._in_list(holders)})",
+                    (folder_id, now, *holders),
+                )  # noqa: S608
+                conn.execute(
+                    "UPDATE folders SET trash_parent=parent_id, parent_id=?, state='DELETED', trashed_by=NULL,"
+                    " updated=? WHERE id=?",
+                    (TRASH_ROOT_ID, now, folder_id),
+                )
+
+    def restore_folders(self, folder_ids: Sequence[str], now: float) -> None:
+        """Bring trashed folders and what they took along back to where they were."""
+        with self.db.tx() as conn:
+            if missing := self._missing(conn, "folders", folder_ids):
+                raise CatalogError("NOT_FOUND", f"folder not found: {missing[0]!r}", missing[0])
+            for folder_id in folder_ids:
+                folder = self._folder(conn, folder_id)
+                if folder is None or folder.state == OK:
+                    continue
+                target = folder.trash_parent if folder.parent_id == TRASH_ROOT_ID else folder.parent_id
+                root = self._live_root(conn, target or MEDIA_ROOT_ID)
+                if target is None or root is None:
+                    target, root = MEDIA_ROOT_ID, MEDIA
+                takers = [folder_id] + ([folder.trashed_by] if folder.trashed_by else [])
+                inner = self._subtree(conn, folder_id)
+                conn.execute(
+                    "UPDATE folders SET parent_id=?, root=?, state='OK', trash_parent=NULL, trashed_by=NULL,"
+                    " updated=? WHERE id=?",
+                    (target, root, now, folder_id),
+                )
+                if inner:
+                    conn.execute(
+                        f"UPDATE folders SET state='OK', trashed_by=NULL, root=?, updated=?"
+                        f" WHERE id IN ({self._in_list(inner)}) AND trashed_by IN ({self._in_list(takers)})",
+                        (root, now, *inner, *takers),
+                    )  # noqa: S608
+                holders = [folder_id, *inner]
+                conn.execute(
+                    f"UPDATE files SET state='OK', trashed_by=NULL, root=?, updated=?"
+                    f" WHERE parent_id IN ({self._in_list(holders)}) AND trashed_by IN ({self._in_list(takers)})",
+                    (root, now, *holders, *takers),
+                )  # noqa: S608
+
+    def delete_folders(self, folder_ids: Sequence[str]) -> list[str]:
+        """Remove folders and everything in them for good; returns blob keys to unlink."""
+        blobs: list[str] = []
+        with self.db.tx() as conn:
+            if missing := self._missing(conn, "folders", folder_ids):
+                raise CatalogError("NOT_FOUND", f"folder not found: {missing[0]!r}", missing[0])
+            for folder_id in folder_ids:
+                ids = [folder_id, *self._subtree(conn, folder_id)]
+                marks = self._in_list(ids)
+                blobs += self._drop_files(conn, f"parent_id IN ({marks})", tuple(ids))
+                conn.execute(f"DELETE FROM folders WHERE id IN ({marks})", tuple(ids))  # noqa: S608
+        return blobs
+
+    def list_folders(self, page: Page) -> list[FolderRow]:
+        with self.db.read() as conn:
+            return [FolderRow.from_row(r) for r in conn.execute(*_page_sql("folders", page))]
+
+
+def _page_sql(table: str, page: Page) -> tuple[str, tuple[Any, ...]]:
+    """Keyset paging: rows after ``page.after`` in (sort column, id) order."""
+    where, params = page.where, page.params
+    op = "<" if page.descending else ">"
+    if page.after is not None:
+        col = page.sort_column
+        where = f"({where}) AND ({col} {op} ? OR ({col} = ? AND id {op} ?))"
+        params = (*params, page.after[0], page.after[0], page.after[1])
+    direction = "DESC" if page.descending else "ASC"
+    sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {page.sort_column} {direction}, id {direction} LIMIT ?"  # noqa: S608
+    return sql, (*params, page.limit + 1)

@@ -1,0 +1,138 @@
+"""The SQLite database: one connection in WAL mode, used from worker threads under a lock."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import anyio.to_thread
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS folders (
+    id TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    sort_name TEXT NOT NULL,
+    parent_id TEXT NOT NULL,
+    root TEXT NOT NULL,              -- 'media' | 'visitor'
+    state TEXT NOT NULL,             -- 'OK' | 'DELETED'
+    trash_parent TEXT,               -- where a directly trashed folder came from
+    trashed_by TEXT,                 -- the trashed folder that took this one along
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS folders_parent ON folders (parent_id, state, updated, id);
+CREATE INDEX IF NOT EXISTS folders_scope ON folders (state, root, updated, id);
+CREATE INDEX IF NOT EXISTS folders_scope_name ON folders (state, root, sort_name, id);
+CREATE INDEX IF NOT EXISTS folders_trashed_by ON folders (trashed_by) WHERE trashed_by IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS files (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    sort_name TEXT NOT NULL,
+    parent_id TEXT NOT NULL,
+    root TEXT NOT NULL,
+    state TEXT NOT NULL,
+    trash_parent TEXT,
+    trashed_by TEXT,
+    private INTEGER NOT NULL,
+    media_type TEXT NOT NULL,
+    mime_type TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0,
+    hash TEXT NOT NULL,
+    blob TEXT,
+    width INTEGER NOT NULL DEFAULT 0,
+    height INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    source_url TEXT,
+    labels TEXT NOT NULL DEFAULT '[]',
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_parent ON files (parent_id, state, updated, id);
+CREATE INDEX IF NOT EXISTS files_parent_name ON files (parent_id, state, sort_name, id);
+CREATE INDEX IF NOT EXISTS files_scope ON files (state, root, updated, id);
+CREATE INDEX IF NOT EXISTS files_scope_name ON files (state, root, sort_name, id);
+CREATE INDEX IF NOT EXISTS files_scope_size ON files (state, root, size, id);
+CREATE INDEX IF NOT EXISTS files_type ON files (state, root, media_type, updated, id);
+CREATE INDEX IF NOT EXISTS files_trashed_by ON files (trashed_by) WHERE trashed_by IS NOT NULL;
+CREATE INDEX IF NOT EXISTS files_trash_parent ON files (trash_parent) WHERE trash_parent IS NOT NULL;
+CREATE VIRTUAL TABLE IF NOT EXISTS files_text USING fts5 (body, tokenize = 'trigram');
+
+CREATE TABLE IF NOT EXISTS upload_claims (
+    jti TEXT PRIMARY KEY,
+    status TEXT NOT NULL,            -- 'busy' | 'done'
+    file_id TEXT,
+    expires REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS resumable (
+    id TEXT PRIMARY KEY,
+    token_jti TEXT NOT NULL,
+    token TEXT NOT NULL,
+    length INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    filename TEXT,
+    content_type TEXT,
+    created REAL NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resumable_token ON resumable (token_jti);
+
+CREATE TABLE IF NOT EXISTS archives (
+    id TEXT PRIMARY KEY,
+    file_ids TEXT,                   -- JSON list, for a files zip
+    folder_id TEXT,                  -- for a folder zip
+    created REAL NOT NULL
+);
+"""
+
+
+class Database:
+    """Owns the connection; every statement runs inside `tx` under one lock."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._conn.executescript(SCHEMA)
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; rolled back on any exception."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+async def in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a blocking store call off the event loop."""
+    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))

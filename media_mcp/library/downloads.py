@@ -1,0 +1,182 @@
+"""Downloads: signed expiring links, permanent zip links, and static URLs for public files.
+
+A private file's bytes leave only through a link whose token checks out; its static URL is 403.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from media_mcp.library.catalog import FileRow
+from media_mcp.library.db import in_thread
+from media_mcp.library.errors import ApiError
+from media_mcp.library.service import Library, parse_file_id
+from media_mcp.library.tokens import AUD_ARCHIVE, AUD_DOWNLOAD, TokenExpired, TokenInvalid
+from media_mcp.library.web import library
+
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f"\\/:*?<>|]')
+_ARCHIVE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+_ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">'
+    '<rect x="8" y="4" width="48" height="56" rx="4" fill="#e5e7eb" stroke="#6b7280"/>'
+    '<text x="32" y="38" font-size="9" text-anchor="middle" font-family="sans-serif" fill="#374151">{}</text></svg>'
+)
+_ICON_KINDS = {"unknown", "image", "video", "audio", "document", "vector", "archive", "model3d", "other"}
+
+
+class BigChunkFileResponse(FileResponse):
+    """Reads the file in 1 MiB blocks: fewer thread hops per gigabyte than the default 64 KiB."""
+
+    chunk_size = 1024 * 1024
+
+
+def safe_filename(name: str, fallback: str = "file") -> str:
+    """A file name fit for a header or a zip entry: no path parts, controls, bidi or separators."""
+    cleaned = "".join(c for c in name if unicodedata.category(c) not in ("Cf", "Cc", "Zl", "Zp"))
+    cleaned = _UNSAFE_NAME.sub("_", cleaned).strip().strip(".")
+    return cleaned[:100] or fallback
+
+
+def _forbidden(message: str) -> ApiError:
+    return ApiError(403, "FORBIDDEN", message)
+
+
+async def _servable(lib: Library, raw_id: str) -> tuple[FileRow, Path]:
+    file_id = parse_file_id(raw_id)
+    row = await in_thread(lib.catalog.get_file, file_id) if file_id else None
+    if row is None or row.blob is None:
+        raise ApiError(404, "NOT_FOUND", "no such file, or it is not ready yet")
+    return row, lib.blobs.path_of(row.blob)
+
+
+async def download_media(request: Request) -> Response:
+    lib = library(request)
+    try:
+        claims = lib.signer.check(request.query_params.get("token", ""), AUD_DOWNLOAD)
+    except TokenExpired as exc:
+        redirect = exc.claims.get("red")
+        if isinstance(redirect, str) and redirect.startswith(("http://", "https://")):
+            return RedirectResponse(redirect, status_code=302)
+        raise _forbidden("this download link has expired") from exc
+    except TokenInvalid as exc:
+        raise _forbidden("this download link is not valid") from exc
+    if claims.get("obj") != parse_file_id(request.path_params["file_id"]):
+        raise _forbidden("this download link is for another file")
+    row, path = await _servable(lib, request.path_params["file_id"])
+    disposition = "inline" if claims.get("cd") == "INLINE" else "attachment"
+    return BigChunkFileResponse(
+        path,
+        media_type=row.mime_type,
+        filename=safe_filename(str(claims.get("fn") or row.display_name)),
+        content_disposition_type=disposition,
+        headers={**_SECURITY_HEADERS, "Cache-Control": "private, no-store"},
+    )
+
+
+async def static_media(request: Request) -> Response:
+    lib = library(request)
+    row, path = await _servable(lib, request.path_params["file_id"])
+    if row.private:
+        raise _forbidden("this file is private: ask for a download link (generate-file-download-url)")
+    return BigChunkFileResponse(
+        path,
+        media_type=row.mime_type,
+        headers={**_SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"},
+    )
+
+
+async def static_icon(request: Request) -> Response:
+    kind = request.path_params["kind"]
+    if kind not in _ICON_KINDS:
+        raise ApiError(404, "NOT_FOUND", "no such icon")
+    return Response(_ICON.format(kind.upper()), media_type="image/svg+xml", headers=_SECURITY_HEADERS)
+
+
+def _build_zip(target: Path, entries: list[tuple[str, Path]]) -> None:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for arcname, source in entries:
+            archive.write(source, arcname)
+
+
+def _entry_names(rows: list[FileRow], prefixes: dict[str, str]) -> list[tuple[str, FileRow]]:
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        stem = prefixes.get(row.parent_id, "") + safe_filename(row.display_name)
+        name, n = stem, 1
+        while name.casefold() in seen:
+            base, dot, ext = stem.rpartition(".")
+            name = f"{base} ({n}).{ext}" if dot and base else f"{stem} ({n})"
+            n += 1
+        seen.add(name.casefold())
+        out.append((name, row))
+    return out
+
+
+async def download_archive(request: Request) -> Response:
+    lib = library(request)
+    archive_id = request.path_params["archive_id"]
+    try:
+        claims: dict[str, Any] = lib.signer.check(request.query_params.get("token", ""), AUD_ARCHIVE)
+    except (TokenInvalid, TokenExpired) as exc:
+        raise _forbidden("this archive link is not valid") from exc
+    record = await in_thread(lib.records.get_archive, archive_id) if _ARCHIVE_ID_RE.match(archive_id) else None
+    if record is None or claims.get("obj") != archive_id:
+        raise _forbidden("this archive link is not valid")
+    prefixes: dict[str, str] = {}
+    if record.folder_id is not None:
+        rows = await in_thread(lib.catalog.folder_files, record.folder_id, 1000)
+        prefixes = await in_thread(_folder_prefixes, lib, record.folder_id)
+        name = "folder"
+    else:
+        found = await in_thread(lib.catalog.get_files, record.file_ids or [])
+        rows = [found[i] for i in record.file_ids or [] if i in found]
+        name = "files"
+    entries = [(arc, lib.blobs.path_of(row.blob)) for arc, row in _entry_names(rows, prefixes) if row.blob]
+    target = lib.data.incoming / f"zip-{os.urandom(8).hex()}.zip"
+    await anyio.to_thread.run_sync(_build_zip, target, entries)
+    return BigChunkFileResponse(
+        target,
+        media_type="application/zip",
+        filename=f"{name}-{archive_id[:8]}.zip",
+        headers={**_SECURITY_HEADERS, "Cache-Control": "private, no-store"},
+        background=BackgroundTask(target.unlink, missing_ok=True),
+    )
+
+
+def _folder_prefixes(lib: Library, folder_id: str) -> dict[str, str]:
+    """Each folder under ``folder_id`` mapped to its path inside the zip (``a/b/``)."""
+    prefixes = {folder_id: ""}
+    with lib.db.read() as conn:
+        frontier = [folder_id]
+        while frontier:
+            marks = ",".join("?" * len(frontier))
+            rows = conn.execute(
+                f"SELECT id, display_name, parent_id FROM folders WHERE parent_id IN ({marks})",  # noqa: S608
+                frontier,
+            ).fetchall()
+            frontier = []
+            for child in rows:
+                prefixes[child["id"]] = prefixes[child["parent_id"]] + safe_filename(child["display_name"]) + "/"
+                frontier.append(child["id"])
+    return prefixes
+
+
+routes = [
+    Route("/download/media/{file_id}", download_media, methods=["GET", "HEAD"]),
+    Route("/download/archive/{archive_id}", download_archive, methods=["GET"]),
+    Route("/static/media/{file_id}", static_media, methods=["GET", "HEAD"]),
+    Route("/static/icons/{kind}.svg", static_icon, methods=["GET"]),
+]

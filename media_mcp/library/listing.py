@@ -1,0 +1,172 @@
+"""List and search requests turned into keyset pages, with opaque cursors that carry the filters."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from media_mcp.library.catalog import FileRow, FolderRow, Page, search_clause
+from media_mcp.library.errors import ApiError, invalid
+from media_mcp.wix import models as m
+
+DEFAULT_LIMIT = 50
+_FILE_COLUMNS = {"displayName": "sort_name", "updatedDate": "updated", "sizeInBytes": "size"}
+_FOLDER_COLUMNS = {"displayName": "sort_name", "updatedDate": "updated"}
+
+
+@dataclass(frozen=True)
+class Query:
+    """The filters and sort of one listing; a cursor repeats them so later pages match the first."""
+
+    kind: str  # 'files' | 'folders'
+    scope: str  # 'parent' | 'root' | 'deleted'
+    target: str  # a folder id or a RootFolder value
+    sort_field: str
+    descending: bool
+    media_types: tuple[str, ...] = ()
+    private: bool | None = None
+    search: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "k": self.kind, "s": self.scope, "t": self.target, "f": self.sort_field, "d": self.descending,
+            "m": list(self.media_types), "p": self.private, "q": self.search,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Query:
+        if not isinstance(raw, dict):
+            raise ValueError("not an object")
+        query = cls(
+            kind=str(raw["k"]),
+            scope=str(raw["s"]),
+            target=str(raw["t"]),
+            sort_field=str(raw["f"]),
+            descending=bool(raw["d"]),
+            media_types=tuple(str(t) for t in raw["m"]),
+            private=None if raw["p"] is None else bool(raw["p"]),
+            search=None if raw["q"] is None else str(raw["q"]),
+        )
+        columns = _FILE_COLUMNS if query.kind == "files" else _FOLDER_COLUMNS
+        if query.sort_field not in columns or query.scope not in ("parent", "root", "deleted"):
+            raise ValueError("unknown sort or scope")
+        return query
+
+
+def sort_of(kind: str, sort: m.Sorting | None) -> tuple[str, bool]:
+    """The sort field and direction; Wix's default is newest-updated first."""
+    if sort is None:
+        return "updatedDate", True
+    allowed = _FILE_COLUMNS if kind == "files" else _FOLDER_COLUMNS
+    if sort.field_name not in allowed:
+        raise ApiError(
+            400,
+            "UNSUPPORTED_SORT_VALUE",
+            f"cannot sort by {sort.field_name!r}; use one of {', '.join(allowed)}",
+            data={"allowedValues": list(allowed), "requestValue": sort.field_name},
+        )
+    return sort.field_name, sort.order == m.SortOrder.DESC
+
+
+def media_types_of(values: list[str] | None) -> tuple[str, ...]:
+    allowed = [t.value for t in m.FILTERABLE_MEDIA_TYPES]
+    for value in values or []:
+        if value not in allowed:
+            raise ApiError(
+                400,
+                "UNSUPPORTED_MEDIA_TYPE",
+                f"cannot filter by media type {value!r}; use one of {', '.join(allowed)}",
+                data={"allowedValues": allowed, "requestValue": value},
+            )
+    return tuple(dict.fromkeys(values or []))
+
+
+def _encode(query: Query, last: tuple[Any, str]) -> str:
+    raw = json.dumps({"q": query.to_json(), "a": list(last)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kind: str) -> tuple[Query, tuple[Any, str]]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        query = Query.from_json(raw["q"])
+        value, last_id = raw["a"]
+        if query.kind != kind or not isinstance(last_id, str) or not isinstance(value, str | int | float):
+            raise ValueError("cursor for another listing")
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise invalid("paging.cursor", "the cursor is not one this listing issued", rule="FORMAT") from exc
+    return query, (value, last_id)
+
+
+def _where(query: Query) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if query.scope == "parent":
+        clauses.append("parent_id = ? AND state = 'OK'")
+        params.append(query.target)
+    elif query.scope == "deleted":
+        if query.target in (m.MEDIA_ROOT_ID, m.TRASH_ROOT_ID):
+            clauses.append("parent_id = ? AND state = 'DELETED'")
+            params.append(m.TRASH_ROOT_ID)
+        else:
+            clauses.append("state = 'DELETED' AND (parent_id = ? OR trash_parent = ?)")
+            params += [query.target, query.target]
+    elif query.target == m.RootFolder.TRASH_ROOT:
+        clauses.append("state = 'DELETED'")
+    else:
+        clauses.append("state = 'OK' AND root = ?")
+        params.append("visitor" if query.target == m.RootFolder.VISITOR_UPLOADS_ROOT else "media")
+    if query.media_types:
+        clauses.append(f"media_type IN ({','.join('?' * len(query.media_types))})")
+        params += list(query.media_types)
+    if query.private is not None:
+        clauses.append("private = ?")
+        params.append(int(query.private))
+    if query.search and query.search.strip():
+        if query.kind == "files":
+            clause, extra = search_clause(query.search)
+        else:
+            clause, extra = _folder_search(query.search)
+        clauses.append(clause)
+        params += extra
+    return " AND ".join(clauses), params
+
+
+def _folder_search(text: str) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    for word in text.split():
+        escaped = word.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("sort_name LIKE ? ESCAPE '\\'")
+        params.append(f"%{escaped}%")
+    return " AND ".join(clauses) or "1", params
+
+
+def page_of(query: Query, paging: m.CursorPaging | None, after: tuple[Any, str] | None) -> Page:
+    where, params = _where(query)
+    columns = _FILE_COLUMNS if query.kind == "files" else _FOLDER_COLUMNS
+    limit = paging.limit if paging and paging.limit else DEFAULT_LIMIT
+    return Page(
+        where=where,
+        params=tuple(params),
+        sort_column=columns[query.sort_field],
+        descending=query.descending,
+        limit=limit,
+        after=after,
+    )
+
+
+def next_cursor(query: Query, rows: list[FileRow] | list[FolderRow], limit: int) -> m.PagingMetadataV2:
+    """Paging metadata for a page fetched with one extra row (which is dropped by the caller)."""
+    if len(rows) <= limit:
+        return m.PagingMetadataV2(cursors=m.Cursors(next=""), has_next=False)
+    last = rows[limit - 1]
+    column = (_FILE_COLUMNS if query.kind == "files" else _FOLDER_COLUMNS)[query.sort_field]
+    value: Any = {
+        "sort_name": last.display_name.casefold(),
+        "updated": last.updated,
+        "size": getattr(last, "size", 0),
+    }[column]
+    return m.PagingMetadataV2(cursors=m.Cursors(next=_encode(query, (value, last.id))), has_next=True)

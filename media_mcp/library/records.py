@@ -1,0 +1,126 @@
+"""Transfer bookkeeping: single-use upload claims, resumable uploads, and zip archive links."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from media_mcp.library.db import Database
+
+
+@dataclass(frozen=True)
+class Resumable:
+    id: str
+    token_jti: str
+    token: str
+    length: int
+    offset: int
+    filename: str | None
+    content_type: str | None
+    expires: float
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    id: str
+    file_ids: list[str] | None
+    folder_id: str | None
+
+
+class Records:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- single-use upload tokens ----------------------------------------------------------
+
+    def claim(self, jti: str, expires: float) -> str | None:
+        """Claim an upload token for one request; None on success, else 'busy' or 'done'."""
+        with self.db.tx() as conn:
+            row = conn.execute("SELECT status FROM upload_claims WHERE jti = ?", (jti,)).fetchone()
+            if row is not None:
+                return str(row[0])
+            conn.execute("INSERT INTO upload_claims (jti, status, expires) VALUES (?, 'busy', ?)", (jti, expires))
+        return None
+
+    def release(self, jti: str) -> None:
+        """An upload failed before it stored anything: the token may be used again."""
+        with self.db.tx() as conn:
+            conn.execute("DELETE FROM upload_claims WHERE jti = ? AND status = 'busy'", (jti,))
+
+    def finish(self, jti: str, file_id: str) -> None:
+        with self.db.tx() as conn:
+            conn.execute("UPDATE upload_claims SET status = 'done', file_id = ? WHERE jti = ?", (file_id, jti))
+
+    @staticmethod
+    def spend(conn: sqlite3.Connection, jti: str, file_id: str) -> None:
+        """Inside the transaction that adds the file: the token is used up, its transfers done."""
+        conn.execute("UPDATE upload_claims SET status = 'done', file_id = ? WHERE jti = ?", (file_id, jti))
+        conn.execute("DELETE FROM resumable WHERE token_jti = ?", (jti,))
+
+    def forget_stale(self, now: float) -> None:
+        """At start-up: busy claims died with the process; expired ones need not be remembered."""
+        with self.db.tx() as conn:
+            conn.execute("DELETE FROM upload_claims WHERE status = 'busy' OR expires < ?", (now,))
+
+    # --- resumable (tus) uploads ----------------------------------------------------------
+
+    def create_resumable(self, r: Resumable, now: float) -> None:
+        with self.db.tx() as conn:
+            conn.execute(
+                "INSERT INTO resumable (id, token_jti, token, length, offset, filename, content_type, created, expires)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (r.id, r.token_jti, r.token, r.length, r.offset, r.filename, r.content_type, now, r.expires),
+            )
+
+    def get_resumable(self, upload_id: str) -> Resumable | None:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT * FROM resumable WHERE id = ?", (upload_id,)).fetchone()
+        return _resumable(row) if row else None
+
+    def set_offset(self, upload_id: str, offset: int) -> None:
+        with self.db.tx() as conn:
+            conn.execute("UPDATE resumable SET offset = ? WHERE id = ?", (offset, upload_id))
+
+    def completed_for(self, token_jti: str) -> Resumable | None:
+        """The newest finished transfer made with this token."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT * FROM resumable WHERE token_jti = ? AND offset = length ORDER BY created DESC LIMIT 1",
+                (token_jti,),
+            ).fetchone()
+        return _resumable(row) if row else None
+
+    def drop_resumable(self, upload_ids: list[str]) -> None:
+        with self.db.tx() as conn:
+            conn.executemany("DELETE FROM resumable WHERE id = ?", [(i,) for i in upload_ids])
+
+    def expired_resumable(self, now: float) -> list[str]:
+        with self.db.read() as conn:
+            return [r[0] for r in conn.execute("SELECT id FROM resumable WHERE expires < ?", (now,))]
+
+    def for_token(self, token_jti: str) -> list[str]:
+        with self.db.read() as conn:
+            return [r[0] for r in conn.execute("SELECT id FROM resumable WHERE token_jti = ?", (token_jti,))]
+
+    # --- archives ---------------------------------------------------------------------------
+
+    def create_archive(self, archive: ArchiveRecord, now: float) -> None:
+        files = json.dumps(archive.file_ids) if archive.file_ids is not None else None
+        with self.db.tx() as conn:
+            conn.execute(
+                "INSERT INTO archives (id, file_ids, folder_id, created) VALUES (?,?,?,?)",
+                (archive.id, files, archive.folder_id, now),
+            )
+
+    def get_archive(self, archive_id: str) -> ArchiveRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT * FROM archives WHERE id = ?", (archive_id,)).fetchone()
+        if row is None:
+            return None
+        files = json.loads(row["file_ids"]) if row["file_ids"] else None
+        return ArchiveRecord(id=row["id"], file_ids=files, folder_id=row["folder_id"])
+
+
+def _resumable(row: sqlite3.Row) -> Resumable:
+    return Resumable(**{k: row[k] for k in Resumable.__dataclass_fields__})

@@ -1,0 +1,63 @@
+"""Serving the library over HTTP(S) with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from media_mcp.library.app import create_app
+from media_mcp.library.service import Library
+from media_mcp.settings import LibrarySettings
+
+log = logging.getLogger("media_mcp.library")
+
+
+class PortInUse(Exception):
+    """The port is taken by another program."""
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"{host}:{port} is already in use ({exc.strerror})") from exc
+
+
+def serve(settings: LibrarySettings, tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
+    """Run the library until interrupted (Ctrl-C / SIGTERM stop it cleanly)."""
+    if settings.library_port:
+        _check_port(settings.library_host, settings.library_port)
+    with Library.open(settings) as library:
+        scheme = "https" if tls_cert else "http"
+        host = f"[{settings.library_host}]" if ":" in settings.library_host else settings.library_host
+        base = f"{scheme}://{host}:{settings.library_port}"
+        key_source = (
+            "MEDIA_MCP_LIBRARY_API_KEY" if settings.library_api_key else str(library.data.api_key_path)
+        )
+        sys.stderr.write(
+            f"media-mcp library: serving the Wix Media REST API at {base}/site-media/v1\n"
+            f"  data:    {library.data.root}\n"
+            f"  API key: {key_source} (send it as the Authorization header)\n"
+            "  stop:    Ctrl-C\n"
+        )
+        sys.stderr.flush()
+        config = uvicorn.Config(
+            create_app(library),
+            host=settings.library_host,
+            port=settings.library_port,
+            ssl_certfile=str(tls_cert) if tls_cert else None,
+            ssl_keyfile=str(tls_key) if tls_key else None,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
+        uvicorn.Server(config).run()
+    log.info("library stopped")

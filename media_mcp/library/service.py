@@ -1,0 +1,208 @@
+"""The library as one object: data directory, database, blobs, signer and clock, opened together."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+from urllib.parse import quote
+
+from media_mcp.library.blobs import BlobStore
+from media_mcp.library.catalog import Catalog, FileRow, FolderRow
+from media_mcp.library.datadir import DataDir
+from media_mcp.library.db import Database
+from media_mcp.library.records import Records
+from media_mcp.library.tokens import Clock, Signer
+from media_mcp.settings import LibrarySettings
+from media_mcp.wix import models as m
+
+log = logging.getLogger("media_mcp.library")
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]{0,199}$")
+_WIX_URL_RE = re.compile(r"^wix:[a-z0-9]+://v1/([^/#?]+)")
+_EXT_RE = re.compile(r"^[a-z0-9]{1,8}$")
+
+SYSTEM_FOLDER_NAMES = {
+    m.MEDIA_ROOT_ID: "Site Files",
+    m.TRASH_ROOT_ID: "Trash",
+    m.VISITOR_UPLOADS_ID: "Visitor Uploads",
+}
+
+
+def parse_file_id(raw: str) -> str | None:
+    """A file id from a bare id or a ``wix:image://v1/<id>/...`` media URL; None if it cannot exist."""
+    raw = raw.strip()
+    if match := _WIX_URL_RE.match(raw):
+        raw = match.group(1)
+    return raw if _ID_RE.match(raw) else None
+
+
+def extension_of(name: str) -> str:
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return ext if _EXT_RE.match(ext) else ""
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+@dataclass
+class Library:
+    settings: LibrarySettings
+    data: DataDir
+    db: Database
+    catalog: Catalog
+    records: Records
+    blobs: BlobStore
+    signer: Signer
+    api_key: str
+    site_id: str
+    clock: Clock
+
+    @classmethod
+    @contextmanager
+    def open(cls, settings: LibrarySettings, clock: Clock = time.time) -> Iterator[Library]:
+        """Open (creating on first use) the data directory; close everything on exit."""
+        data = DataDir(Path(settings.data_dir).expanduser())
+        data.prepare()
+        lock: IO[bytes] = data.lock()
+        try:
+            db = Database(data.database)
+            try:
+                lib = cls._assemble(settings, data, db, clock)
+                lib._recover()
+                yield lib
+            finally:
+                db.close()
+        finally:
+            lock.close()
+
+    @classmethod
+    def _assemble(cls, settings: LibrarySettings, data: DataDir, db: Database, clock: Clock) -> Library:
+        configured = settings.library_api_key.get_secret_value() if settings.library_api_key else None
+        with db.tx() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'site_id'").fetchone()
+            site_id = row[0] if row else secrets.token_hex(16)
+            if row is None:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('site_id', ?)", (site_id,))
+        return cls(
+            settings=settings,
+            data=data,
+            db=db,
+            catalog=Catalog(db),
+            records=Records(db),
+            blobs=BlobStore(data.blobs, data.incoming),
+            signer=Signer(data.signing_key(), clock),
+            api_key=configured or data.api_key(),
+            site_id=site_id,
+            clock=clock,
+        )
+
+    def _recover(self) -> None:
+        """Undo what a crash may have left: partial uploads, unowned blobs, dead claims."""
+        now = self.clock()
+        self.blobs.clear_incoming()
+        for orphan in self.blobs.all_keys() - self.catalog.blob_keys():
+            log.info("removing unowned blob %s", orphan)
+            self.blobs.discard(orphan)
+        self.records.forget_stale(now)
+        if failed := self.catalog.fail_pending_imports(now):
+            log.warning("%d import(s) were cut short by a stop and are marked FAILED", failed)
+        expired = self.records.expired_resumable(now)
+        self.records.drop_resumable(expired)
+        live = set(self.records_ids())
+        for part in self.data.resumable.iterdir():
+            if part.stem not in live:
+                part.unlink(missing_ok=True)
+
+    def records_ids(self) -> list[str]:
+        with self.db.read() as conn:
+            return [r[0] for r in conn.execute("SELECT id FROM resumable")]
+
+    def part_path(self, upload_id: str) -> Path:
+        # upload ids are minted here (hex) and checked before use
+        return self.data.resumable / f"{upload_id}.part"
+
+    def new_file_id(self, media_type: m.MediaType, name: str) -> str:
+        base = f"{self.site_id[:6]}_{secrets.token_hex(16)}"
+        ext = extension_of(name)
+        if media_type in (m.MediaType.IMAGE, m.MediaType.VECTOR):
+            return f"{base}~mv2.{ext or 'bin'}"
+        if media_type == m.MediaType.VIDEO or not ext:
+            return base
+        return f"{base}.{ext}"
+
+    # --- rendering ------------------------------------------------------------------------
+
+    def render_file(self, row: FileRow, base: str) -> m.FileDescriptor:
+        static = f"{base}/static/media/{quote(row.id)}"
+        inner = "" if row.private else static
+        ready = row.status == m.OperationStatus.READY
+        media_type = m.MediaType(row.media_type)
+        icon = f"{base}/static/icons/{media_type.value.lower()}.svg"
+        is_picture = media_type in (m.MediaType.IMAGE, m.MediaType.VECTOR)
+        return m.FileDescriptor(
+            id=row.id,
+            display_name=row.display_name,
+            url=static,
+            parent_folder_id=row.parent_id,
+            hash=row.hash if ready else "",
+            size_in_bytes=row.size if ready else None,
+            private=row.private,
+            media_type=media_type,
+            media=self._media(row, media_type, inner) if ready else None,
+            operation_status=m.OperationStatus(row.status),
+            source_url=row.source_url,
+            thumbnail_url=static if is_picture and not row.private and ready else icon,
+            labels=row.labels,
+            created_date=_ts(row.created),
+            updated_date=_ts(row.updated),
+            site_id=self.site_id,
+            state=m.State(row.state),
+        )
+
+    @staticmethod
+    def _media(row: FileRow, media_type: m.MediaType, url: str) -> m.FileMedia | None:
+        name = row.display_name
+        match media_type:
+            case m.MediaType.IMAGE | m.MediaType.VECTOR:
+                image = m.ImageMedia(
+                    image=m.Image(id=row.id, url=url, width=row.width, height=row.height, filename=name)
+                )
+                return m.FileMedia(vector=image) if media_type == m.MediaType.VECTOR else m.FileMedia(image=image)
+            case m.MediaType.VIDEO:
+                return m.FileMedia(video=m.VideoV2(id=row.id, resolutions=[], filename=name))
+            case m.MediaType.AUDIO:
+                asset = m.Audio(id=row.id, url=url, filename=name)
+                return m.FileMedia(audio=m.AudioV2(id=row.id, assets=[asset], size_in_bytes=row.size))
+            case m.MediaType.DOCUMENT:
+                return m.FileMedia(document=m.Document(id=row.id, url=url, filename=name))
+            case m.MediaType.ARCHIVE:
+                return m.FileMedia(archive=m.Archive(id=row.id, url=url, size_in_bytes=row.size, filename=name))
+            case m.MediaType.MODEL3D:
+                return m.FileMedia(model3d=m.Model3D(id=row.id, url=url, size_in_bytes=row.size, filename=name))
+            case _:
+                return None
+
+    def render_folder(self, row: FolderRow) -> m.Folder:
+        return m.Folder(
+            id=row.id,
+            display_name=row.display_name,
+            parent_folder_id=row.parent_id,
+            created_date=_ts(row.created),
+            updated_date=_ts(row.updated),
+            state=m.State(row.state),
+            site_id=self.site_id,
+        )
+
+    def system_folder(self, folder_id: str) -> m.Folder:
+        return m.Folder(
+            id=folder_id, display_name=SYSTEM_FOLDER_NAMES[folder_id], state=m.State.OK, site_id=self.site_id
+        )

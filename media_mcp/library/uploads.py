@@ -1,0 +1,349 @@
+"""Uploads through minted links: the single ``PUT``, and resumable tus 1.0.0 with its final ``PUT``.
+
+These endpoints take no API key: the signed token in the link (or in ``Upload-Metadata``) is the
+whole authorisation, as on Wix.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
+
+import anyio
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from media_mcp.library.blobs import Received, TooLarge
+from media_mcp.library.catalog import CatalogError, FileRow
+from media_mcp.library.db import in_thread
+from media_mcp.library.errors import ApiError
+from media_mcp.library.probe import probe
+from media_mcp.library.records import Records, Resumable
+from media_mcp.library.service import Library
+from media_mcp.library.tokens import AUD_RESUMABLE, AUD_UPLOAD, TokenExpired, TokenInvalid
+from media_mcp.library.web import base_url, library, respond
+from media_mcp.wix import messages as msg
+from media_mcp.wix import models as m
+
+log = logging.getLogger("media_mcp.library.upload")
+
+TUS_VERSION = "1.0.0"
+_UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_busy: set[str] = set()
+
+
+def _token_claims(lib: Library, token: str, audience: str) -> dict[str, Any]:
+    try:
+        return lib.signer.check(token, audience)
+    except TokenExpired as exc:
+        raise ApiError(403, "UPLOAD_URL_EXPIRED", "this upload link has expired; generate a new one") from exc
+    except TokenInvalid as exc:
+        raise ApiError(403, "INVALID_UPLOAD_TOKEN", "this upload link is not valid") from exc
+
+
+async def _claim(lib: Library, claims: dict[str, Any]) -> str:
+    jti = str(claims["jti"])
+    status = await in_thread(lib.records.claim, jti, float(claims.get("exp", lib.clock() + 86400)))
+    if status == "done":
+        raise ApiError(429, "UPLOAD_TOKEN_ALREADY_USED", "this upload link was already used; generate a new one")
+    if status == "busy":
+        raise ApiError(409, "UPLOAD_IN_PROGRESS", "an upload with this link is already in progress")
+    return jti
+
+
+async def _store(lib: Library, request: Request, received: Received, claims: dict[str, Any], jti: str) -> Response:
+    """Make a received file visible: probe it, move its bytes in place, commit its row.
+
+    On a refusal the received bytes stay where they are; the caller decides their fate.
+    """
+    req = claims["req"]
+    name = (request.query_params.get("filename") or req.get("name") or "").strip()
+    if not name:
+        raise ApiError(400, "MISSING_FILENAME", "give the file name: ?filename=<name.ext> or fileName when minting")
+    if received.size == 0:
+        raise ApiError(400, "ZERO_FILE_SIZE", "the upload is empty")
+    declared = req.get("size")
+    if declared is not None and int(declared) != received.size:
+        raise ApiError(400, "SIZE_MISMATCH", f"received {received.size} bytes, the link was minted for {declared}")
+    name = name[:255]
+    found = await in_thread(probe, received.path, received.head, str(req["mime"]), name)
+    now = lib.clock()
+    row = FileRow(
+        id=lib.new_file_id(found.media_type, name),
+        display_name=name,
+        parent_id=str(req["parent"]),
+        root="media",
+        state="OK",
+        private=bool(req["private"]),
+        media_type=found.media_type.value,
+        mime_type=found.mime_type,
+        size=received.size,
+        hash=received.md5,
+        blob=None,
+        status=m.OperationStatus.READY.value,
+        created=now,
+        updated=now,
+        width=found.width,
+        height=found.height,
+        labels=[str(label) for label in req.get("labels", [])],
+    )
+    row.blob = await in_thread(lib.blobs.commit, received)
+    try:
+        row = await in_thread(
+            lib.catalog.add_file, row, [str(p) for p in req.get("path", [])], partial(_spend, jti=jti, file_id=row.id)
+        )
+    except CatalogError as exc:
+        lib.blobs.discard(row.blob)
+        raise ApiError(400, exc.code, str(exc)) from exc
+    except BaseException:
+        lib.blobs.discard(row.blob)
+        raise
+    return respond(msg.UploadFileResponse(file=lib.render_file(row, base_url(request))))
+
+
+def _spend(conn: Any, *, jti: str, file_id: str) -> None:
+    Records.spend(conn, jti, file_id)
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+async def put_upload(request: Request) -> Response:
+    """``PUT <uploadUrl>?filename=…`` with the raw bytes; single use."""
+    lib = library(request)
+    claims = _token_claims(lib, request.path_params["token"], AUD_UPLOAD)
+    jti = await _claim(lib, claims)
+    received: Received | None = None
+    try:
+        limit = lib.settings.library_max_file_bytes
+        declared = claims["req"].get("size")
+        try:
+            received = await lib.blobs.receive(_body(request), int(declared) if declared else limit)
+        except TooLarge as exc:
+            raise ApiError(400, "FILE_SIZE_OVER_LIMIT", f"the upload is larger than allowed: {exc}") from exc
+        return await _store(lib, request, received, claims, jti)
+    except BaseException:
+        if received is not None:
+            received.path.unlink(missing_ok=True)
+        await anyio.to_thread.run_sync(lib.records.release, jti)
+        raise
+
+
+# --- tus 1.0.0 ------------------------------------------------------------------------------
+
+
+def _tus_headers(**extra: str) -> dict[str, str]:
+    return {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **extra}
+
+
+def _tus_error(status: int, message: str) -> Response:
+    return Response(message, status_code=status, headers=_tus_headers(), media_type="text/plain")
+
+
+def _require_tus(request: Request) -> Response | None:
+    if request.headers.get("tus-resumable") != TUS_VERSION:
+        return _tus_error(412, f"Tus-Resumable: {TUS_VERSION} is required")
+    return None
+
+
+def parse_metadata(header: str) -> dict[str, str]:
+    """``Upload-Metadata``: comma-separated ``key base64value`` pairs."""
+    out: dict[str, str] = {}
+    for item in header.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, _, value = item.partition(" ")
+        try:
+            out[key] = base64.b64decode(value.strip(), validate=True).decode() if value.strip() else ""
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError(f"metadata {key!r} is not base64 text") from exc
+    return out
+
+
+async def tus_options(request: Request) -> Response:
+    lib = library(request)
+    return Response(
+        status_code=204,
+        headers=_tus_headers(
+            **{
+                "Tus-Version": TUS_VERSION,
+                "Tus-Extension": "creation,termination",
+                "Tus-Max-Size": str(lib.settings.library_max_file_bytes),
+            }
+        ),
+    )
+
+
+async def tus_create(request: Request) -> Response:
+    lib = library(request)
+    if bad := _require_tus(request):
+        return bad
+    length_header = request.headers.get("upload-length", "")
+    if not length_header.isdigit():
+        return _tus_error(400, "Upload-Length must be a non-negative integer")
+    length = int(length_header)
+    if length > lib.settings.library_max_file_bytes:
+        return _tus_error(413, f"Upload-Length is over the limit of {lib.settings.library_max_file_bytes} bytes")
+    if length == 0:
+        return _tus_error(400, "ZERO_FILE_SIZE: the upload is empty")
+    try:
+        meta = parse_metadata(request.headers.get("upload-metadata", ""))
+    except ValueError as exc:
+        return _tus_error(400, str(exc))
+    try:
+        claims = lib.signer.check(meta.get("token", ""), AUD_RESUMABLE)
+    except TokenExpired:
+        return _tus_error(403, "the upload token has expired; generate a new one")
+    except TokenInvalid:
+        return _tus_error(403, "Upload-Metadata must carry a valid 'token' from generate-resumable-upload-url")
+    declared = claims["req"].get("size")
+    if declared is not None and int(declared) != length:
+        return _tus_error(400, f"Upload-Length {length} differs from the {declared} bytes the token was minted for")
+    upload_id = secrets.token_hex(16)
+    now = lib.clock()
+    record = Resumable(
+        id=upload_id,
+        token_jti=str(claims["jti"]),
+        token=meta["token"],
+        length=length,
+        offset=0,
+        filename=meta.get("filename"),
+        content_type=meta.get("contentType") or meta.get("filetype"),
+        expires=float(claims.get("exp", now + 86400)),
+    )
+    lib.part_path(upload_id).touch(mode=0o600, exist_ok=False)
+    await in_thread(lib.records.create_resumable, record, now)
+    location = f"{base_url(request)}/upload/tus/files/{upload_id}"
+    return Response(status_code=201, headers=_tus_headers(Location=location, **{"Upload-Offset": "0"}))
+
+
+async def _resumable(lib: Library, request: Request) -> Resumable | None:
+    upload_id = request.path_params["upload_id"]
+    if not _UPLOAD_ID_RE.match(upload_id):
+        return None
+    record = await in_thread(lib.records.get_resumable, upload_id)
+    if record is None or record.expires <= lib.clock():
+        return None
+    return record
+
+
+async def tus_head(request: Request) -> Response:
+    lib = library(request)
+    record = await _resumable(lib, request)
+    if record is None:
+        return _tus_error(404, "no such upload")
+    return Response(
+        status_code=200,
+        headers=_tus_headers(**{"Upload-Offset": str(record.offset), "Upload-Length": str(record.length)}),
+    )
+
+
+def _append_open(path: os.PathLike[str], offset: int) -> Any:
+    fh = open(path, "r+b")  # noqa: SIM115 - closed by the caller
+    fh.truncate(offset)  # drop bytes a crash may have left past the committed offset
+    fh.seek(offset)
+    return fh
+
+
+def _sync_close(fh: Any) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.close()
+
+
+async def tus_patch(request: Request) -> Response:
+    lib = library(request)
+    if bad := _require_tus(request):
+        return bad
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/offset+octet-stream":
+        return _tus_error(415, "Content-Type must be application/offset+octet-stream")
+    record = await _resumable(lib, request)
+    if record is None:
+        return _tus_error(404, "no such upload")
+    offset_header = request.headers.get("upload-offset", "")
+    if not offset_header.isdigit() or int(offset_header) != record.offset:
+        return _tus_error(409, f"Upload-Offset must be {record.offset}")
+    if record.id in _busy:
+        return _tus_error(409, "another request is writing this upload")
+    _busy.add(record.id)
+    offset = record.offset
+    try:
+        fh = await anyio.to_thread.run_sync(_append_open, lib.part_path(record.id), offset)
+        try:
+            async for chunk in request.stream():
+                if offset + len(chunk) > record.length:
+                    return _tus_error(400, "more bytes than Upload-Length")
+                await anyio.to_thread.run_sync(fh.write, chunk)
+                offset += len(chunk)
+        except ClientDisconnect:
+            log.info("resumable upload %s interrupted at %d bytes", record.id, offset)
+        finally:
+            # keep what arrived intact: fsync first, then record the new offset
+            await anyio.to_thread.run_sync(_sync_close, fh)
+            await in_thread(lib.records.set_offset, record.id, offset)
+    finally:
+        _busy.discard(record.id)
+    return Response(status_code=204, headers=_tus_headers(**{"Upload-Offset": str(offset)}))
+
+
+async def tus_delete(request: Request) -> Response:
+    lib = library(request)
+    if bad := _require_tus(request):
+        return bad
+    record = await _resumable(lib, request)
+    if record is None or record.id in _busy:
+        return _tus_error(404, "no such upload")
+    await in_thread(lib.records.drop_resumable, [record.id])
+    lib.part_path(record.id).unlink(missing_ok=True)
+    return Response(status_code=204, headers=_tus_headers())
+
+
+async def tus_finish(request: Request) -> Response:
+    """``PUT <uploadUrl>/<uploadToken>?filename=…``: turn the finished transfer into a file."""
+    lib = library(request)
+    claims = _token_claims(lib, request.path_params["token"], AUD_RESUMABLE)
+    jti = await _claim(lib, claims)
+    try:
+        record = await in_thread(lib.records.completed_for, jti)
+        if record is None:
+            raise ApiError(400, "UPLOAD_NOT_COMPLETE", "no finished resumable upload for this token: send every byte")
+        if record.id in _busy:
+            raise ApiError(409, "UPLOAD_IN_PROGRESS", "the resumable upload is still being written")
+        leftovers = [i for i in await in_thread(lib.records.for_token, jti) if i != record.id]
+        _busy.add(record.id)
+        try:
+            if not request.query_params.get("filename") and record.filename and not claims["req"].get("name"):
+                claims["req"]["name"] = record.filename
+            received = await lib.blobs.receive_file(lib.part_path(record.id))
+            response = await _store(lib, request, received, claims, jti)
+        finally:
+            _busy.discard(record.id)
+        for leftover in leftovers:
+            lib.part_path(leftover).unlink(missing_ok=True)
+        return response
+    except BaseException:
+        await anyio.to_thread.run_sync(lib.records.release, jti)
+        raise
+
+
+routes = [
+    Route("/upload/tus", tus_options, methods=["OPTIONS"]),
+    Route("/upload/tus", tus_create, methods=["POST"]),
+    Route("/upload/tus/files/{upload_id}", tus_head, methods=["HEAD"]),
+    Route("/upload/tus/files/{upload_id}", tus_patch, methods=["PATCH"]),
+    Route("/upload/tus/files/{upload_id}", tus_delete, methods=["DELETE"]),
+    Route("/upload/tus/{token}", tus_finish, methods=["PUT"]),
+    Route("/upload/{token}", put_upload, methods=["PUT"]),
+]

@@ -1,0 +1,72 @@
+"""Small HTTP helpers shared by the library's endpoints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from media_mcp.library.errors import ApiError
+from media_mcp.library.service import Library
+from media_mcp.wix.models import WixModel
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_JSON_BYTES = 1024 * 1024
+LIST_PARAMS = frozenset({"mediaTypes"})
+
+
+def library(request: Request) -> Library:
+    lib: Library = request.app.state.library
+    return lib
+
+
+def base_url(request: Request) -> str:
+    """Where minted links point: the configured public URL, else the URL this request came in on."""
+    configured = library(request).settings.library_public_url
+    if configured:
+        return configured.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """Parse and validate a JSON body of bounded size (validation errors become Wix field violations)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request bodies are limited to {MAX_JSON_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request bodies are limited to {MAX_JSON_BYTES} bytes")
+    try:
+        data: Any = json.loads(body) if body.strip() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "INVALID_JSON", f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "INVALID_JSON", "the request body must be a JSON object")
+    return model.model_validate(data)
+
+
+def read_query(request: Request, model: type[M]) -> M:
+    """Validate GET parameters flattened Wix's way: dots for nesting, repeated keys for arrays."""
+    data: dict[str, Any] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        value: Any = values if key in LIST_PARAMS or len(values) > 1 else values[0]
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ApiError(400, "INVALID_ARGUMENT", f"query parameter {key!r} clashes with another")
+            node = child
+        node[leaf] = value
+    return model.model_validate(data)
+
+
+def respond(message: WixModel, status: int = 200) -> JSONResponse:
+    return JSONResponse(message.to_wire(), status_code=status)

@@ -1,0 +1,40 @@
+"""Settings, read once at start-up from ``MEDIA_MCP_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data directory for media-mcp."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("media-mcp", appauthor=False))
+
+
+class LibrarySettings(BaseSettings):
+    """How the embedded Wix-compatible media library runs."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIA_MCP_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="SQLite database, blobs and keys.")
+    library_host: str = Field(default="127.0.0.1", description="Address the library listens on.")
+    library_port: int = Field(default=8765, ge=0, le=65535, description="Port the library listens on.")
+    library_api_key: SecretStr | None = Field(
+        default=None, description="API key clients must send; generated and stored in the data directory if unset."
+    )
+    library_public_url: str | None = Field(
+        default=None, description="Base URL put into minted links; default: the URL the request came in on."
+    )
+    library_allow_private_imports: bool = Field(
+        default=False, description="Let import-from-URL fetch loopback, private and link-local addresses."
+    )
+    library_max_file_bytes: int = Field(default=5 * 1024**3, ge=1, description="Largest file accepted, in bytes.")
+    library_upload_link_minutes: int = Field(default=60, ge=1, le=10080, description="Life of a PUT upload link.")
+    library_resumable_link_minutes: int = Field(
+        default=1440, ge=1, le=10080, description="Life of a resumable (tus) upload token."
+    )
+    library_import_timeout_seconds: float = Field(default=120.0, gt=0, description="Time budget of one import.")

@@ -1,0 +1,1 @@
+"""The Wix Media v2 REST shapes and (later) the API adapter."""

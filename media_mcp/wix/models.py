@@ -1,0 +1,286 @@
+"""The Wix Media v2 REST shapes, written once for the library and the adapter.
+
+Field names are snake_case in Python and camelCase on the wire; ``sizeInBytes`` travels as a
+string of digits; unknown fields are ignored when parsing, because Wix adds fields freely.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+# --- scalar conventions -------------------------------------------------------------------
+
+
+def _int64_in(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def _format_timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+Int64 = Annotated[int, BeforeValidator(_int64_in), PlainSerializer(str, return_type=str)]
+"""An int64, sent as a JSON string of digits like Wix does."""
+
+Timestamp = Annotated[datetime, PlainSerializer(_format_timestamp, return_type=str)]
+"""An RFC 3339 UTC timestamp with milliseconds, e.g. ``2022-09-11T15:13:24.000Z``."""
+
+
+class WixModel(BaseModel):
+    """Base for every REST shape: camelCase aliases, unknown fields ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object as Wix sends it (aliases, no nulls)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --- enums ----------------------------------------------------------------------------------
+
+
+class MediaType(StrEnum):
+    UNKNOWN = "UNKNOWN"
+    IMAGE = "IMAGE"
+    VIDEO = "VIDEO"
+    AUDIO = "AUDIO"
+    DOCUMENT = "DOCUMENT"
+    VECTOR = "VECTOR"
+    ARCHIVE = "ARCHIVE"
+    MODEL3D = "MODEL3D"
+    OTHER = "OTHER"
+
+
+FILTERABLE_MEDIA_TYPES: tuple[MediaType, ...] = (
+    MediaType.IMAGE,
+    MediaType.VIDEO,
+    MediaType.AUDIO,
+    MediaType.DOCUMENT,
+    MediaType.VECTOR,
+    MediaType.ARCHIVE,
+    MediaType.MODEL3D,
+)
+
+
+class OperationStatus(StrEnum):
+    PENDING = "PENDING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+
+class State(StrEnum):
+    OK = "OK"
+    DELETED = "DELETED"
+
+
+class RootFolder(StrEnum):
+    MEDIA_ROOT = "MEDIA_ROOT"
+    TRASH_ROOT = "TRASH_ROOT"
+    VISITOR_UPLOADS_ROOT = "VISITOR_UPLOADS_ROOT"
+
+
+class SortOrder(StrEnum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+class UploadProtocol(StrEnum):
+    TUS = "TUS"
+
+
+class ContentDisposition(StrEnum):
+    ATTACHMENT = "ATTACHMENT"
+    INLINE = "INLINE"
+
+
+MEDIA_ROOT_ID = "media-root"
+TRASH_ROOT_ID = "trash-root"
+VISITOR_UPLOADS_ID = "visitor-uploads"
+SYSTEM_FOLDER_IDS = frozenset({MEDIA_ROOT_ID, TRASH_ROOT_ID, VISITOR_UPLOADS_ID})
+
+FILE_SORT_FIELDS = ("displayName", "updatedDate", "sizeInBytes")
+FOLDER_SORT_FIELDS = ("displayName", "updatedDate")
+
+# --- entities -------------------------------------------------------------------------------
+
+
+class Image(WixModel):
+    id: str
+    url: str
+    height: int
+    width: int
+    alt_text: str | None = None
+    filename: str | None = None
+
+
+class Color(WixModel):
+    hex: str | None = None
+
+
+class Colors(WixModel):
+    prominent: Color | None = None
+    palette: list[Color] = Field(default_factory=list)
+
+
+class ImageMedia(WixModel):
+    image: Image
+    colors: Colors | None = None
+    preview_image: Image | None = None
+    caption: str | None = None
+
+
+class VideoResolution(WixModel):
+    url: str
+    height: int
+    width: int
+    format: str | None = None
+
+
+class VideoV2(WixModel):
+    id: str
+    resolutions: list[VideoResolution] = Field(default_factory=list)
+    filename: str | None = None
+
+
+class Audio(WixModel):
+    id: str
+    url: str
+    filename: str | None = None
+
+
+class AudioV2(WixModel):
+    id: str
+    assets: list[Audio] = Field(default_factory=list)
+    bitrate: int | None = None
+    format: str | None = None
+    duration: int | None = None
+    size_in_bytes: Int64 | None = None
+
+
+class Document(WixModel):
+    id: str
+    url: str
+    filename: str | None = None
+
+
+class Archive(WixModel):
+    id: str
+    url: str
+    size_in_bytes: Int64 | None = None
+    filename: str | None = None
+
+
+class Model3D(WixModel):
+    id: str
+    url: str
+    alt_text: str | None = None
+    filename: str | None = None
+    size_in_bytes: Int64 | None = None
+
+
+class FileMedia(WixModel):
+    """Exactly one key is set, matching the descriptor's ``mediaType``."""
+
+    image: ImageMedia | None = None
+    video: VideoV2 | None = None
+    audio: AudioV2 | None = None
+    document: Document | None = None
+    vector: ImageMedia | None = None
+    archive: Archive | None = None
+    model3d: Model3D | None = None
+
+
+class FileDescriptor(WixModel):
+    id: str
+    display_name: str
+    url: str | None = None
+    parent_folder_id: str | None = None
+    hash: str = ""
+    size_in_bytes: Int64 | None = None
+    private: bool = False
+    media_type: MediaType = MediaType.UNKNOWN
+    media: FileMedia | None = None
+    operation_status: OperationStatus = OperationStatus.READY
+    source_url: str | None = None
+    thumbnail_url: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    created_date: Timestamp | None = None
+    updated_date: Timestamp | None = None
+    site_id: str | None = None
+    state: State = State.OK
+
+
+class Folder(WixModel):
+    id: str
+    display_name: str
+    parent_folder_id: str | None = None
+    created_date: Timestamp | None = None
+    updated_date: Timestamp | None = None
+    state: State = State.OK
+    site_id: str | None = None
+
+
+# --- paging ---------------------------------------------------------------------------------
+
+
+class Cursors(WixModel):
+    next: str | None = None
+
+
+class PagingMetadataV2(WixModel):
+    """Paging info; list and search responses carry it under ``nextCursor``."""
+
+    total: int | None = None
+    cursors: Cursors = Field(default_factory=Cursors)
+    has_next: bool = False
+
+
+class CursorPaging(WixModel):
+    limit: int | None = Field(default=None, ge=0, le=100)
+    cursor: str | None = Field(default=None, max_length=16000)
+
+
+class Sorting(WixModel):
+    field_name: str = Field(max_length=512)
+    order: SortOrder = SortOrder.ASC
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class ApplicationError(WixModel):
+    code: str
+    description: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class FieldViolation(WixModel):
+    field: str
+    description: str = ""
+    violated_rule: str = "OTHER"
+    rule_name: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ValidationError(WixModel):
+    field_violations: list[FieldViolation] = Field(default_factory=list)
+
+
+class ErrorDetails(WixModel):
+    application_error: ApplicationError | None = None
+    validation_error: ValidationError | None = None
+
+
+class ErrorBody(WixModel):
+    """The body of every non-2xx Wix answer."""
+
+    message: str = ""
+    details: ErrorDetails = Field(default_factory=ErrorDetails)
+    request_id: str | None = None
