@@ -62,7 +62,7 @@ def library(settings: LibrarySettings, clock: FakeClock) -> Iterator[Library]:
 class LoopbackServer:
     """The app served by uvicorn on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app: Any, ssl: dict[str, str] | None = None) -> None:
+    def __init__(self, app: Any, ssl: dict[str, Any] | None = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -110,7 +110,9 @@ class Api:
     async def upload(
         self, name: str, data: bytes, mime: str = "application/octet-stream", **fields: Any
     ) -> dict[str, Any]:
-        minted = await self.ok("POST", "/files/generate-upload-url", json={"mimeType": mime, "fileName": name, **fields})
+        minted = await self.ok(
+            "POST", "/files/generate-upload-url", json={"mimeType": mime, "fileName": name, **fields}
+        )
         response = await self.http.put(minted["uploadUrl"], content=data, headers={"Content-Type": mime})
         assert response.status_code == 200, response.text
         file: dict[str, Any] = response.json()["file"]

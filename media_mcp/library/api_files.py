@@ -85,7 +85,9 @@ async def update_file(request: Request) -> Response:
     }
     changes = {k: v for k, v in wanted.items() if v is not None and (mask is None or k in mask)}
     if not changes:
-        raise ApiError(400, "FIELD_MASK_IS_EMPTY_OR_MISSING", "nothing to update: set displayName, parentFolderId or labels")
+        raise ApiError(
+            400, "FIELD_MASK_IS_EMPTY_OR_MISSING", "nothing to update: set displayName, parentFolderId or labels"
+        )
     try:
         row = await in_thread(
             lib.catalog.update_file,
@@ -149,9 +151,7 @@ async def mint_archive(request: Request, record: ArchiveRecord) -> Response:
     return respond(msg.GenerateFilesDownloadUrlResponse(download_url=url))
 
 
-def _check_upload_request(
-    lib: Library, mime_type: str, file_name: str | None, size: int | None
-) -> None:
+def _check_upload_request(lib: Library, mime_type: str, file_name: str | None, size: int | None) -> None:
     if not _MIME_RE.match(mime_type):
         raise ApiError(400, "UNSUPPORTED_FILE_FORMAT", f"{mime_type!r} is not a MIME type like 'image/png'")
     if size == 0:

@@ -60,7 +60,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
-    return ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers).response()
+    return ApiError(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})).response()
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -93,7 +93,7 @@ def create_app(
             *uploads.routes,
             *downloads.routes,
         ],
-        exception_handlers=handlers,  # type: ignore[arg-type]
+        exception_handlers=handlers,
     )
     app.state.library = library
     app.state.import_guard = Guard(

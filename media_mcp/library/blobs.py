@@ -77,24 +77,30 @@ class BlobStore:
                     await anyio.to_thread.run_sync(_write_block, fh, digest, block)
 
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(writer)
-                async with send:
-                    pending: list[bytes] = []
-                    pending_size = 0
-                    async for chunk in chunks:
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise TooLarge(f"more than {max_bytes} bytes")
-                        if len(head) < HEAD_BYTES:
-                            head += chunk[: HEAD_BYTES - len(head)]
-                        pending.append(chunk)
-                        pending_size += len(chunk)
-                        if pending_size >= BLOCK:
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(writer)
+                    async with send:
+                        pending: list[bytes] = []
+                        pending_size = 0
+                        async for chunk in chunks:
+                            size += len(chunk)
+                            if size > max_bytes:
+                                raise TooLarge(f"more than {max_bytes} bytes")
+                            if len(head) < HEAD_BYTES:
+                                head += chunk[: HEAD_BYTES - len(head)]
+                            pending.append(chunk)
+                            pending_size += len(chunk)
+                            if pending_size >= BLOCK:
+                                await send.send(b"".join(pending))
+                                pending, pending_size = [], 0
+                        if pending:
                             await send.send(b"".join(pending))
-                            pending, pending_size = [], 0
-                    if pending:
-                        await send.send(b"".join(pending))
+            except BaseExceptionGroup as group:
+                # the task group wraps what it saw (TooLarge, ClientDisconnect, ...): raise that instead
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
             await anyio.to_thread.run_sync(_fsync_close, fh)
         except BaseException:
             fh.close()

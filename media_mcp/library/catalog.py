@@ -229,7 +229,7 @@ class Catalog:
         assert set(values) <= allowed
         with self.db.tx() as conn:
             sets = ", ".join(f"{k} = ?" for k in values)
-            conn.execute(f"UPDATE files SET {sets} WHERE id = ?", (*values.values(), file_id))  # noqa: S608
+            conn.execute(f"UPDATE files SET {sets} WHERE id = ?", (*values.values(), file_id))
 
     def get_file(self, file_id: str) -> FileRow | None:
         with self.db.read() as conn:
@@ -279,9 +279,7 @@ class Catalog:
         return current
 
     def _missing(self, conn: sqlite3.Connection, table: str, ids: Sequence[str]) -> list[str]:
-        found = {
-            r[0] for r in conn.execute(f"SELECT id FROM {table} WHERE id IN ({self._in_list(ids)})", tuple(ids))
-        }  # noqa: S608 - table is ours
+        found = {r[0] for r in conn.execute(f"SELECT id FROM {table} WHERE id IN ({self._in_list(ids)})", tuple(ids))}
         return [i for i in ids if i not in found]
 
     def trash_files(self, file_ids: Sequence[str], now: float) -> None:
@@ -323,7 +321,7 @@ class Catalog:
 
     @staticmethod
     def _drop_files(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[str]:
-        rows = conn.execute(f"SELECT seq, blob FROM files WHERE {where}", params).fetchall()  # noqa: S608
+        rows = conn.execute(f"SELECT seq, blob FROM files WHERE {where}", params).fetchall()
         for row in rows:
             conn.execute("DELETE FROM files_text WHERE rowid = ?", (row["seq"],))
             conn.execute("DELETE FROM files WHERE seq = ?", (row["seq"],))
@@ -341,7 +339,7 @@ class Catalog:
                 f"SELECT * FROM files WHERE parent_id IN ({self._in_list(ids)}) ORDER BY parent_id, sort_name, id"
                 " LIMIT ?",
                 (*ids, cap + 1),
-            ).fetchall()  # noqa: S608
+            ).fetchall()
         return [FileRow.from_row(r) for r in rows]
 
     def blob_keys(self) -> set[str]:
@@ -388,8 +386,8 @@ class Catalog:
                 if root != folder.root:
                     ids = [folder_id, *subtree]
                     marks = self._in_list(ids)
-                    conn.execute(f"UPDATE folders SET root = ? WHERE id IN ({marks})", (root, *ids))  # noqa: S608
-                    conn.execute(f"UPDATE files SET root = ? WHERE parent_id IN ({marks})", (root, *ids))  # noqa: S608
+                    conn.execute(f"UPDATE folders SET root = ? WHERE id IN ({marks})", (root, *ids))
+                    conn.execute(f"UPDATE files SET root = ? WHERE parent_id IN ({marks})", (root, *ids))
                 folder.parent_id, folder.root = parent_id, root
             if display_name is not None:
                 folder.display_name = display_name
@@ -415,13 +413,13 @@ class Catalog:
                         f"UPDATE folders SET state='DELETED', trashed_by=?, updated=?"
                         f" WHERE state='OK' AND id IN ({self._in_list(inner)})",
                         (folder_id, now, *inner),
-                    )  # noqa: S608
+                    )
                 holders = [folder_id, *inner]
                 conn.execute(
                     f"UPDATE files SET state='DELETED', trashed_by=?, updated=?"
                     f" WHERE state='OK' AND parent_id IN ({self._in_list(holders)})",
                     (folder_id, now, *holders),
-                )  # noqa: S608
+                )
                 conn.execute(
                     "UPDATE folders SET trash_parent=parent_id, parent_id=?, state='DELETED', trashed_by=NULL,"
                     " updated=? WHERE id=?",
@@ -453,13 +451,13 @@ class Catalog:
                         f"UPDATE folders SET state='OK', trashed_by=NULL, root=?, updated=?"
                         f" WHERE id IN ({self._in_list(inner)}) AND trashed_by IN ({self._in_list(takers)})",
                         (root, now, *inner, *takers),
-                    )  # noqa: S608
+                    )
                 holders = [folder_id, *inner]
                 conn.execute(
                     f"UPDATE files SET state='OK', trashed_by=NULL, root=?, updated=?"
                     f" WHERE parent_id IN ({self._in_list(holders)}) AND trashed_by IN ({self._in_list(takers)})",
                     (root, now, *holders, *takers),
-                )  # noqa: S608
+                )
 
     def delete_folders(self, folder_ids: Sequence[str]) -> list[str]:
         """Remove folders and everything in them for good; returns blob keys to unlink."""
@@ -471,7 +469,7 @@ class Catalog:
                 ids = [folder_id, *self._subtree(conn, folder_id)]
                 marks = self._in_list(ids)
                 blobs += self._drop_files(conn, f"parent_id IN ({marks})", tuple(ids))
-                conn.execute(f"DELETE FROM folders WHERE id IN ({marks})", tuple(ids))  # noqa: S608
+                conn.execute(f"DELETE FROM folders WHERE id IN ({marks})", tuple(ids))
         return blobs
 
     def list_folders(self, page: Page) -> list[FolderRow]:
@@ -488,5 +486,5 @@ def _page_sql(table: str, page: Page) -> tuple[str, tuple[Any, ...]]:
         where = f"({where}) AND ({col} {op} ? OR ({col} = ? AND id {op} ?))"
         params = (*params, page.after[0], page.after[0], page.after[1])
     direction = "DESC" if page.descending else "ASC"
-    sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {page.sort_column} {direction}, id {direction} LIMIT ?"  # noqa: S608
+    sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {page.sort_column} {direction}, id {direction} LIMIT ?"
     return sql, (*params, page.limit + 1)

@@ -164,7 +164,7 @@ def _folder_prefixes(lib: Library, folder_id: str) -> dict[str, str]:
         while frontier:
             marks = ",".join("?" * len(frontier))
             rows = conn.execute(
-                f"SELECT id, display_name, parent_id FROM folders WHERE parent_id IN ({marks})",  # noqa: S608
+                f"SELECT id, display_name, parent_id FROM folders WHERE parent_id IN ({marks})",
                 frontier,
             ).fetchall()
             frontier = []

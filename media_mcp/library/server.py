@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import uvicorn
@@ -30,6 +32,28 @@ def _check_port(host: str, port: int) -> None:
             raise PortInUse(f"{host}:{port} is already in use ({exc.strerror})") from exc
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_until_signalled(server: uvicorn.Server) -> None:
+    """Run uvicorn; a SIGINT or SIGTERM that stopped it ends here instead of killing the process.
+
+    uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default action
+    would then kill the process (skipping the library's close) and SIGINT would surface as a
+    KeyboardInterrupt traceback. Both become a KeyboardInterrupt that is absorbed here.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        log.info("stopped by a signal")
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def serve(settings: LibrarySettings, tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
     """Run the library until interrupted (Ctrl-C / SIGTERM stop it cleanly)."""
     if settings.library_port:
@@ -38,9 +62,7 @@ def serve(settings: LibrarySettings, tls_cert: Path | None = None, tls_key: Path
         scheme = "https" if tls_cert else "http"
         host = f"[{settings.library_host}]" if ":" in settings.library_host else settings.library_host
         base = f"{scheme}://{host}:{settings.library_port}"
-        key_source = (
-            "MEDIA_MCP_LIBRARY_API_KEY" if settings.library_api_key else str(library.data.api_key_path)
-        )
+        key_source = "MEDIA_MCP_LIBRARY_API_KEY" if settings.library_api_key else str(library.data.api_key_path)
         sys.stderr.write(
             f"media-mcp library: serving the Wix Media REST API at {base}/site-media/v1\n"
             f"  data:    {library.data.root}\n"
@@ -59,5 +81,5 @@ def serve(settings: LibrarySettings, tls_cert: Path | None = None, tls_key: Path
             timeout_graceful_shutdown=5,
             server_header=False,
         )
-        uvicorn.Server(config).run()
+        _run_until_signalled(uvicorn.Server(config))
     log.info("library stopped")

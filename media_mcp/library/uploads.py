@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from media_mcp.library.api_files import catalog_error
 from media_mcp.library.blobs import Received, TooLarge
 from media_mcp.library.catalog import CatalogError, FileRow
 from media_mcp.library.db import in_thread
@@ -95,16 +96,17 @@ async def _store(lib: Library, request: Request, received: Received, claims: dic
         height=found.height,
         labels=[str(label) for label in req.get("labels", [])],
     )
-    row.blob = await in_thread(lib.blobs.commit, received)
+    blob = await in_thread(lib.blobs.commit, received)
+    row.blob = blob
     try:
         row = await in_thread(
             lib.catalog.add_file, row, [str(p) for p in req.get("path", [])], partial(_spend, jti=jti, file_id=row.id)
         )
     except CatalogError as exc:
-        lib.blobs.discard(row.blob)
-        raise ApiError(400, exc.code, str(exc)) from exc
+        lib.blobs.discard(blob)
+        raise catalog_error(exc) from exc
     except BaseException:
-        lib.blobs.discard(row.blob)
+        lib.blobs.discard(blob)
         raise
     return respond(msg.UploadFileResponse(file=lib.render_file(row, base_url(request))))
 
@@ -132,6 +134,9 @@ async def put_upload(request: Request) -> Response:
             received = await lib.blobs.receive(_body(request), int(declared) if declared else limit)
         except TooLarge as exc:
             raise ApiError(400, "FILE_SIZE_OVER_LIMIT", f"the upload is larger than allowed: {exc}") from exc
+        except ClientDisconnect as exc:
+            log.info("upload interrupted: the client went away mid-body")
+            raise ApiError(400, "UPLOAD_INTERRUPTED", "the connection closed before the whole body arrived") from exc
         return await _store(lib, request, received, claims, jti)
     except BaseException:
         if received is not None:
