@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +58,27 @@ class BlobStore:
 
     def clear_incoming(self) -> None:
         for leftover in self.incoming.iterdir():
-            leftover.unlink(missing_ok=True)
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
     def all_keys(self) -> set[str]:
+        """Names of every file under ``blobs/``."""
         return {p.name for p in self.blobs.glob("*/*") if p.is_file()}
+
+    def sweep(self, owned: set[str]) -> list[str]:
+        """Remove every file under ``blobs/`` that is not the blob of a row; returns what went."""
+        removed = []
+        for path in self.blobs.glob("*/*"):
+            if path.name in owned and path == self.path_of(path.name):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(str(path.relative_to(self.blobs)))
+        return removed
 
     async def receive(self, chunks: AsyncIterator[bytes], max_bytes: int) -> Received:
         """Stream ``chunks`` to a temporary file; writing and hashing run in a worker thread."""

@@ -43,6 +43,12 @@ class Records:
             conn.execute("INSERT INTO upload_claims (jti, status, expires) VALUES (?, 'busy', ?)", (jti, expires))
         return None
 
+    def spent(self, jti: str) -> bool:
+        """Has this token already brought in its file?"""
+        with self.db.read() as conn:
+            row = conn.execute("SELECT 1 FROM upload_claims WHERE jti = ? AND status = 'done'", (jti,)).fetchone()
+        return row is not None
+
     def release(self, jti: str) -> None:
         """An upload failed before it stored anything: the token may be used again."""
         with self.db.tx() as conn:

@@ -109,9 +109,8 @@ class Library:
         """Undo what a crash may have left: partial uploads, unowned blobs, dead claims."""
         now = self.clock()
         self.blobs.clear_incoming()
-        for orphan in self.blobs.all_keys() - self.catalog.blob_keys():
-            log.info("removing unowned blob %s", orphan)
-            self.blobs.discard(orphan)
+        for orphan in self.blobs.sweep(self.catalog.blob_keys()):
+            log.info("removed unowned blob %s", orphan)
         self.records.forget_stale(now)
         if failed := self.catalog.fail_pending_imports(now):
             log.warning("%d import(s) were cut short by a stop and are marked FAILED", failed)

@@ -103,12 +103,20 @@ async def _store(lib: Library, request: Request, received: Received, claims: dic
             lib.catalog.add_file, row, [str(p) for p in req.get("path", [])], partial(_spend, jti=jti, file_id=row.id)
         )
     except CatalogError as exc:
-        lib.blobs.discard(blob)
+        _uncommit(lib, blob, received)
         raise catalog_error(exc) from exc
     except BaseException:
-        lib.blobs.discard(blob)
+        _uncommit(lib, blob, received)
         raise
     return respond(msg.UploadFileResponse(file=lib.render_file(row, base_url(request))))
+
+
+def _uncommit(lib: Library, blob: str, received: Received) -> None:
+    """Undo `BlobStore.commit`: the bytes go back to ``received.path`` (a tus upload may finish later)."""
+    try:
+        os.replace(lib.blobs.path_of(blob), received.path)
+    except OSError:
+        lib.blobs.discard(blob)
 
 
 def _spend(conn: Any, *, jti: str, file_id: str) -> None:
@@ -213,6 +221,8 @@ async def tus_create(request: Request) -> Response:
         return _tus_error(403, "the upload token has expired; generate a new one")
     except TokenInvalid:
         return _tus_error(403, "Upload-Metadata must carry a valid 'token' from generate-resumable-upload-url")
+    if await in_thread(lib.records.spent, str(claims["jti"])):
+        return _tus_error(403, "this upload token was already used; generate a new one")
     declared = claims["req"].get("size")
     if declared is not None and int(declared) != length:
         return _tus_error(400, f"Upload-Length {length} differs from the {declared} bytes the token was minted for")
