@@ -38,3 +38,32 @@ class LibrarySettings(BaseSettings):
         default=1440, ge=1, le=10080, description="Life of a resumable (tus) upload token."
     )
     library_import_timeout_seconds: float = Field(default=120.0, gt=0, description="Time budget of one import.")
+
+
+class WixSettings(BaseSettings):
+    """How to reach Wix: an API key with a site id, or OAuth client credentials."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    api_key: SecretStr | None = Field(default=None, validation_alias="WIX_API_KEY")
+    site_id: str | None = Field(default=None, validation_alias="WIX_SITE_ID")
+    client_id: str | None = Field(default=None, validation_alias="WIX_CLIENT_ID")
+    client_secret: SecretStr | None = Field(default=None, validation_alias="WIX_CLIENT_SECRET")
+    instance_id: str | None = Field(default=None, validation_alias="WIX_INSTANCE_ID")
+    api_url: str = Field(default="https://www.wixapis.com", validation_alias="MEDIA_MCP_WIX_API_URL")
+    rate_limit_per_minute: int = Field(default=190, ge=1, validation_alias="MEDIA_MCP_WIX_RATE_LIMIT_PER_MINUTE")
+    timeout_seconds: float = Field(default=30.0, gt=0, validation_alias="MEDIA_MCP_WIX_TIMEOUT_SECONDS")
+    call_budget_seconds: float = Field(default=60.0, gt=0, validation_alias="MEDIA_MCP_WIX_CALL_BUDGET_SECONDS")
+
+    @property
+    def uses_api_key(self) -> bool:
+        return self.api_key is not None and bool(self.site_id)
+
+    @property
+    def uses_oauth(self) -> bool:
+        return bool(self.client_id and self.client_secret and self.instance_id)
+
+    @property
+    def configured(self) -> bool:
+        """Wix credentials are present (so ``auto`` picks Wix over the embedded library)."""
+        return self.uses_api_key or self.uses_oauth

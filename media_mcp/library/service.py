@@ -22,11 +22,11 @@ from media_mcp.library.records import Records
 from media_mcp.library.tokens import Clock, Signer
 from media_mcp.settings import LibrarySettings
 from media_mcp.wix import models as m
+from media_mcp.wix.ids import plain_file_id
 
 log = logging.getLogger("media_mcp.library")
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]{0,199}$")
-_WIX_URL_RE = re.compile(r"^wix:[a-z0-9]+://v1/([^/#?]+)")
 _EXT_RE = re.compile(r"^[a-z0-9]{1,8}$")
 
 SYSTEM_FOLDER_NAMES = {
@@ -38,9 +38,7 @@ SYSTEM_FOLDER_NAMES = {
 
 def parse_file_id(raw: str) -> str | None:
     """A file id from a bare id or a ``wix:image://v1/<id>/...`` media URL; None if it cannot exist."""
-    raw = raw.strip()
-    if match := _WIX_URL_RE.match(raw):
-        raw = match.group(1)
+    raw = plain_file_id(raw)
     return raw if _ID_RE.match(raw) else None
 
 
