@@ -6,8 +6,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from media_mcp import __version__
+
+if TYPE_CHECKING:
+    from media_mcp.server.backend import Backend
+    from media_mcp.settings import LibrarySettings, ServerSettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -17,6 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"media-mcp {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="serve MCP (the default command)",
+        description="Serve the media tools over MCP: stdio by default, or streamable HTTP.",
+    )
+    _serve_flags(serve)
+    _serve_flags(parser, suppress=True)
     lib = commands.add_parser(
         "library",
         help="run the embedded Wix-compatible media library on its own",
@@ -28,6 +40,94 @@ def _parser() -> argparse.ArgumentParser:
     lib.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS (needs --tls-key)")
     lib.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
     return parser
+
+
+def _serve_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """The ``serve`` flags, also accepted with no command (``media-mcp --read-only``)."""
+
+    def text(help_text: str) -> str:
+        return argparse.SUPPRESS if suppress else help_text
+
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--transport", choices=["stdio", "http"], default=default, help=text("default: stdio"))
+    parser.add_argument("--host", default=default, help=text("HTTP address (default 127.0.0.1)"))
+    parser.add_argument("--port", type=int, default=default, help=text("HTTP port (default 8000)"))
+    parser.add_argument("--stateless", action="store_true", default=default, help=text("HTTP without sessions"))
+    parser.add_argument(
+        "--allowed-host", action="append", default=default, help=text("Host header to accept off loopback")
+    )
+    parser.add_argument("--read-only", action="store_true", default=default, help=text("register no writing tool"))
+    parser.add_argument("--backend", choices=["auto", "wix", "local"], default=default, help=text("default: auto"))
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from media_mcp.server import run
+    from media_mcp.settings import LibrarySettings, ServerSettings, WixSettings
+
+    overrides: dict[str, object] = {}
+    if getattr(args, "read_only", None):
+        overrides["read_only"] = True
+    if getattr(args, "backend", None):
+        overrides["backend"] = args.backend
+    try:
+        settings = ServerSettings(**overrides)  # type: ignore[arg-type]
+        library = LibrarySettings()
+        wix = WixSettings()
+        backend = run.choose_backend(settings, wix, library)
+    except ValidationError as exc:
+        sys.stderr.write(f"media-mcp: invalid setting: {exc}\n")
+        return 2
+    except run.StartupError as exc:
+        sys.stderr.write(f"media-mcp: {exc}\n")
+        return 2
+    transport = getattr(args, "transport", None) or "stdio"
+    try:
+        if transport == "http":
+            return _serve_http(args, settings, library, backend)
+        return _serve_stdio(settings, library, backend)
+    except run.StartupError as exc:
+        sys.stderr.write(f"media-mcp: {exc}\n")
+        return 2
+
+
+def _serve_stdio(settings: ServerSettings, library: LibrarySettings, backend: Backend) -> int:
+    import anyio
+
+    from media_mcp.server import run
+    from media_mcp.server.app import create_server
+
+    mcp = create_server(settings, backend, data_dir=library.data_dir.expanduser())
+    run.log_to_stderr(run.banner(backend, library, "stdio", ""))
+
+    async def main() -> None:
+        try:
+            await mcp.run_stdio_async()
+        finally:
+            await backend.aclose()
+
+    anyio.run(main)
+    return 0
+
+
+def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: LibrarySettings, backend: Backend) -> int:
+    import uvicorn
+
+    from media_mcp.server import run
+    from media_mcp.server.app import create_server
+
+    host = getattr(args, "host", None) or "127.0.0.1"
+    port = getattr(args, "port", None) or 8000
+    mcp = create_server(settings, backend, data_dir=library.data_dir.expanduser())
+    app = run.http_app(
+        mcp, settings, host, bool(getattr(args, "stateless", False)), getattr(args, "allowed_host", None) or []
+    )
+    backend.start()
+    shown = f"[{host}]" if ":" in host else host
+    run.log_to_stderr(run.banner(backend, library, "streamable HTTP", f" at http://{shown}:{port}/mcp"))
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", server_header=False)).run()
+    return 0
 
 
 def _run_library(args: argparse.Namespace) -> int:
@@ -70,6 +170,4 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "library":
         return _run_library(args)
-    _parser().print_help(sys.stderr)
-    sys.stderr.write("\nThe MCP server itself (media-mcp serve) is not built yet; run 'media-mcp library'.\n")
-    return 2
+    return _run_serve(args)

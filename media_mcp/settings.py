@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,3 +68,56 @@ class WixSettings(BaseSettings):
     def configured(self) -> bool:
         """Wix credentials are present (so ``auto`` picks Wix over the embedded library)."""
         return self.uses_api_key or self.uses_oauth
+
+
+DEFAULT_UPLOAD_TYPES = (
+    "image/jpeg,image/png,image/gif,image/webp,image/avif,image/heic,image/heif,image/tiff,image/bmp,"
+    "video/*,audio/*,application/pdf,text/plain,text/csv,application/zip,model/*,font/*,"
+    "application/msword,application/vnd.openxmlformats-officedocument.*,application/vnd.ms-*,"
+    "application/vnd.oasis.opendocument.*"
+)
+"""Upload types allowed by default: media and documents; nothing a browser would execute."""
+
+
+def _split(value: str, sep: str = ",") -> list[str]:
+    return [part.strip() for part in value.split(sep) if part.strip()]
+
+
+class ServerSettings(BaseSettings):
+    """The MCP server and its guardrails (DESIGN.md section 4)."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIA_MCP_", extra="ignore")
+
+    backend: Literal["auto", "wix", "local"] = Field(default="auto", description="Where media lives.")
+    read_only: bool = Field(default=False, description="Register no tool that writes or mints a write capability.")
+    confirm: Literal["auto", "token", "block", "allow"] = Field(
+        default="auto", description="How destructive actions are confirmed."
+    )
+    confirm_secret: SecretStr | None = Field(
+        default=None, description="HMAC key for confirmation tokens (share it across replicas)."
+    )
+    allow_permanent_delete: bool = Field(default=False, description="Offer permanent deletion (always confirmed).")
+    max_trash_items: int = Field(default=50, ge=1, le=1000, description="Most items one trash call may touch.")
+    private_link_minutes: int = Field(default=5, ge=1, description="Life of a private file's link when none is asked.")
+    private_link_max_minutes: int = Field(default=15, ge=1, description="Longest link for a private file.")
+    public_link_max_minutes: int = Field(default=60, ge=1, description="Longest link for a public file.")
+    allowed_folders: str = Field(default="", description="Comma-separated folder ids the agent is confined to.")
+    upload_roots: str = Field(default="", description="Local directories upload_file may read (os.pathsep-separated).")
+    upload_allowed_types: str = Field(default=DEFAULT_UPLOAD_TYPES, description="MIME types uploads may have.")
+    max_upload_bytes: int = Field(default=1024**3, ge=1, description="Largest upload, in bytes.")
+    audit_log: str | None = Field(default=None, description="JSONL audit log path ('stderr' allowed).")
+    http_token: SecretStr | None = Field(default=None, description="Bearer token HTTP clients must send.")
+
+    @property
+    def allowed_folder_ids(self) -> list[str]:
+        return _split(self.allowed_folders)
+
+    @property
+    def upload_root_paths(self) -> list[Path]:
+        import os
+
+        return [Path(p).expanduser() for p in _split(self.upload_roots, os.pathsep)]
+
+    @property
+    def upload_type_patterns(self) -> list[str]:
+        return [p.lower() for p in _split(self.upload_allowed_types)]

@@ -22,7 +22,7 @@ class PortInUse(Exception):
     """The port is taken by another program."""
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     """Bind the listening socket before anything else, so the announced address is the real one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -60,7 +60,7 @@ def _run_until_signalled(server: uvicorn.Server, sockets: list[socket.socket]) -
 
 def serve(settings: LibrarySettings, tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
     """Run the library until interrupted (Ctrl-C / SIGTERM stop it cleanly)."""
-    sock = _listen(settings.library_host, settings.library_port)
+    sock = listen(settings.library_host, settings.library_port)
     try:
         with Library.open(settings) as library:
             port = sock.getsockname()[1]

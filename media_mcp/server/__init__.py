@@ -1,0 +1,1 @@
+"""The MCP server: media tools with guardrails, over stdio and streamable HTTP."""

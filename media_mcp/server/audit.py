@@ -1,0 +1,76 @@
+"""An append-only JSONL record of every write and every minted link: never a URL, never a secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Clock = Callable[[], float]
+
+
+class AuditLog:
+    """One JSON object per line: time, tool, target ids, outcome, link expiry and a few safe details."""
+
+    def __init__(self, target: Path | str | None, clock: Clock = time.time) -> None:
+        self.target = target
+        self._clock = clock
+        self._lock = threading.Lock()
+        if isinstance(target, Path):
+            target.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(
+        self,
+        tool: str,
+        outcome: str,
+        *,
+        files: list[str] | None = None,
+        folders: list[str] | None = None,
+        **details: Any,
+    ) -> None:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock())),
+            "tool": tool,
+            "outcome": outcome,
+        }
+        if files:
+            entry["files"] = files
+        if folders:
+            entry["folders"] = folders
+        entry.update({k: v for k, v in details.items() if v is not None})
+        line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n"
+        if self.target is None:
+            return
+        with self._lock:
+            if self.target == "stderr":
+                sys.stderr.write(line)
+                sys.stderr.flush()
+                return
+            fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+
+    def trashed_from(self, item_id: str, max_bytes: int = 4 * 1024 * 1024) -> str | None:
+        """Where the newest trash entry says this item lived (for restores under a folder scope)."""
+        if not isinstance(self.target, Path) or not self.target.exists():
+            return None
+        with open(self.target, "rb") as fh:
+            fh.seek(max(0, self.target.stat().st_size - max_bytes))
+            lines = fh.read().splitlines()
+        for raw in reversed(lines):
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            origins = entry.get("origins") if isinstance(entry, dict) else None
+            if entry.get("tool") == "move_to_trash" and isinstance(origins, dict) and item_id in origins:
+                origin = origins[item_id]
+                return origin if isinstance(origin, str) else None
+        return None

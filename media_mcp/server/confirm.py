@@ -1,0 +1,63 @@
+"""Stateless confirmation tokens: an HMAC over the action, the sorted ids and an expiry.
+
+Any replica holding the same secret can check a token; a token for other ids, another action,
+a later time or with a forged signature is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Sequence
+
+TOKEN_SECONDS = 300
+MAX_TOKEN_CHARS = 512
+
+
+class TokenRefused(Exception):
+    """The confirmation token does not authorise this call; the message says why."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class ConfirmTokens:
+    def __init__(self, secret: bytes, clock: Callable[[], float] = time.time) -> None:
+        self._secret = secret
+        self._clock = clock
+
+    def _sign(self, action: str, expires: int, files: Sequence[str], folders: Sequence[str]) -> bytes:
+        canonical = json.dumps([action, expires, sorted(set(files)), sorted(set(folders))], separators=(",", ":"))
+        return hmac.new(self._secret, canonical.encode(), hashlib.sha256).digest()
+
+    def mint(self, action: str, files: Sequence[str], folders: Sequence[str]) -> tuple[str, int]:
+        """A token for exactly these ids, and when it expires (epoch seconds)."""
+        expires = int(self._clock()) + TOKEN_SECONDS
+        return f"{expires}.{_b64(self._sign(action, expires, files, folders))}", expires
+
+    def check(self, token: str, action: str, files: Sequence[str], folders: Sequence[str]) -> None:
+        if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+            raise TokenRefused("the confirmation_token is malformed; call again without it to get a fresh one")
+        stamp, signature = token.split(".")
+        if not stamp.isdigit():
+            raise TokenRefused("the confirmation_token is malformed; call again without it to get a fresh one")
+        expires = int(stamp)
+        try:
+            given = _unb64(signature)
+        except ValueError:
+            raise TokenRefused("the confirmation_token is malformed; call again without it") from None
+        if not hmac.compare_digest(given, self._sign(action, expires, files, folders)):
+            raise TokenRefused(
+                "the confirmation_token does not match these ids (or was not issued by this server); "
+                "call again without it to get a token for exactly these items"
+            )
+        if self._clock() >= expires:
+            raise TokenRefused("the confirmation_token has expired (they last 5 minutes); call again without it")

@@ -1,0 +1,33 @@
+"""Untrusted text (names, labels) goes out only cleaned and capped, in typed fields.
+
+File and folder names are written by whoever uploaded them; an agent must read them as data.
+Control, bidi-override and zero-width characters are removed so a name cannot hide text or
+reorder what a person sees, and long names are cut.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+NAME_CAP = 255
+LABEL_CAP = 200
+
+_REMOVE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+
+
+def clean(text: str | None, cap: int = NAME_CAP) -> str:
+    """``text`` without invisible or control characters, whitespace runs collapsed, at most ``cap`` long."""
+    if not text:
+        return ""
+    kept = "".join(" " if ch in "\t\n\r" else ch for ch in text if ch in "\t\n\r" or _visible(ch))
+    collapsed = " ".join(kept.split())
+    return collapsed if len(collapsed) <= cap else collapsed[: cap - 1] + "…"
+
+
+def _visible(ch: str) -> bool:
+    return unicodedata.category(ch) not in _REMOVE_CATEGORIES
+
+
+def clean_labels(labels: list[str], cap: int = 50) -> list[str]:
+    cleaned = [clean(label, LABEL_CAP) for label in labels[:cap]]
+    return [label for label in cleaned if label]

@@ -1,0 +1,42 @@
+"""What every tool shares: settings, the backend, the audit log, confirmation tokens and the scope."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from media_mcp import errors
+from media_mcp.server.audit import AuditLog
+from media_mcp.server.backend import Backend
+from media_mcp.server.confirm import ConfirmTokens
+from media_mcp.server.policy import Scope, advice
+from media_mcp.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from media_mcp.wix.client import WixMediaClient
+
+T = TypeVar("T")
+
+
+@dataclass
+class ServerState:
+    settings: ServerSettings
+    backend: Backend
+    audit: AuditLog
+    tokens: ConfirmTokens
+    clock: Callable[[], float] = time.time
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def scope(self) -> Scope:
+        """A fresh scope per call: folder moves elsewhere must not be hidden by a stale cache."""
+        return Scope(frozenset(self.settings.allowed_folder_ids))
+
+    async def call(self, subject: str, op: Callable[[WixMediaClient], Awaitable[T]]) -> T:
+        """Run one backend operation; media failures become tool errors that say what to do next."""
+        try:
+            client = await self.backend.client()
+            return await op(client)
+        except errors.MediaError as exc:
+            raise advice(exc, subject) from None
