@@ -70,7 +70,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def client(make_server: MakeServer, mode: str) -> AsyncIterator[Client]:
     """A client on a server with default settings."""
-    async with Client(make_server(), mode=mode) as session:  # type: ignore[arg-type]
+    async with Client(make_server(), mode=mode) as session:
         yield session
 
 
