@@ -107,6 +107,9 @@ class ServerSettings(BaseSettings):
     max_upload_bytes: int = Field(default=1024**3, ge=1, description="Largest upload, in bytes.")
     audit_log: str | None = Field(default=None, description="JSONL audit log path ('stderr' allowed).")
     http_token: SecretStr | None = Field(default=None, description="Bearer token HTTP clients must send.")
+    http_allowed_hosts: str = Field(
+        default="", description="Comma-separated Host values accepted when HTTP is bound beyond loopback."
+    )
 
     @property
     def allowed_folder_ids(self) -> list[str]:

@@ -93,7 +93,11 @@ def http_app(mcp: MCPServer, settings: ServerSettings, host: str, stateless: boo
         raise StartupError(f"binding {host} exposes the server beyond this machine: set MEDIA_MCP_HTTP_TOKEN")
     security = None
     if not is_loopback(host):
-        hosts = allowed_hosts or [f"{host}:*"]
+        hosts = [*allowed_hosts, *(h.strip() for h in settings.http_allowed_hosts.split(",") if h.strip())]
+        if not hosts:
+            hosts = ["localhost:*", "127.0.0.1:*", "[::1]:*"]
+            if host not in ("0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding it
+                hosts.append(f"{host}:*")
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
             allowed_hosts=hosts,
