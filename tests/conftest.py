@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -60,15 +60,18 @@ def library(settings: LibrarySettings, clock: FakeClock) -> Iterator[Library]:
 
 
 class LoopbackServer:
-    """The app served by uvicorn on 127.0.0.1 in a background thread."""
+    """The app served by uvicorn on 127.0.0.1 in a background thread.
 
-    def __init__(self, app: Any, ssl: dict[str, Any] | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ``lifespan="on"`` runs the app's lifespan (the MCP streamable HTTP app needs it for its session manager).
+    """
+
+    def __init__(self, app: Any, ssl: dict[str, Any] | None = None, *, lifespan: Literal["on", "off"] = "off") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets NODELAY
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)  # connections queue from here on, before uvicorn starts accepting
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", **(ssl or {}))
+        config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, **(ssl or {}))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         scheme = "https" if ssl else "http"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import secrets
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +15,7 @@ from media_mcp.library import importer, listing
 from media_mcp.library.catalog import CatalogError, FileRow
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError, invalid, not_found
-from media_mcp.library.probe import guess_mime, media_type_of
+from media_mcp.library.probe import guess_mime, media_type_of, valid_mime
 from media_mcp.library.records import ArchiveRecord
 from media_mcp.library.service import Library, parse_file_id
 from media_mcp.library.tokens import AUD_ARCHIVE, AUD_DOWNLOAD, AUD_RESUMABLE, AUD_UPLOAD
@@ -23,7 +23,6 @@ from media_mcp.library.web import base_url, library, read_json, read_query, resp
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
 
-_MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$", re.IGNORECASE)
 ZIP_MAX_FILES = 1000
 
 
@@ -127,18 +126,29 @@ async def generate_file_download_url(request: Request) -> Response:
 
 
 async def generate_files_download_url(request: Request) -> Response:
+    """F1: a permanent zip link for these files, which are recorded now; later changes do not widen it.
+
+    Private files are refused (400 ``PRIVATE_FILE_IN_ARCHIVE``): a zip link never expires and needs no
+    key, while a private file's bytes must leave only through an expiring F2 link. Wix advises against
+    zipping private files but leaves what F1 does with them unconfirmed; refusing is the safe choice.
+    """
     lib = library(request)
     body = await read_json(request, msg.GenerateFilesDownloadUrlRequest)
     ids = list(dict.fromkeys(file_id_or_404(raw) for raw in body.file_ids))
     rows = await in_thread(lib.catalog.get_files, ids)
     if missing := [i for i in ids if i not in rows]:
         raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
+    if private := [i for i in ids if rows[i].private]:
+        raise ApiError(
+            400,
+            "PRIVATE_FILE_IN_ARCHIVE",
+            f"file {private[0]!r} is private: zip links never expire, so use generate-file-download-url for it",
+            data={"ids": private},
+        )
     return await mint_archive(request, ArchiveRecord(id=_archive_id(), file_ids=ids, folder_id=None))
 
 
 def _archive_id() -> str:
-    import secrets
-
     return secrets.token_hex(16)
 
 
@@ -151,9 +161,13 @@ async def mint_archive(request: Request, record: ArchiveRecord) -> Response:
     return respond(msg.GenerateFilesDownloadUrlResponse(download_url=url))
 
 
+def _bad_mime(mime_type: str) -> ApiError:
+    return ApiError(400, "UNSUPPORTED_FILE_FORMAT", f"{mime_type!r} is not a MIME type like 'image/png'")
+
+
 def _check_upload_request(lib: Library, mime_type: str, file_name: str | None, size: int | None) -> None:
-    if not _MIME_RE.match(mime_type):
-        raise ApiError(400, "UNSUPPORTED_FILE_FORMAT", f"{mime_type!r} is not a MIME type like 'image/png'")
+    if not valid_mime(mime_type):
+        raise _bad_mime(mime_type)
     if size == 0:
         raise ApiError(400, "ZERO_FILE_SIZE", "sizeInBytes is 0: there is nothing to upload")
     limit = lib.settings.library_max_file_bytes
@@ -202,6 +216,18 @@ def _upload_claims(
     }
 
 
+async def _mint_upload_token(lib: Library, audience: str, req: dict[str, Any], ttl: float) -> str:
+    """Keep the upload request server-side under a fresh ``jti``; the token carries only that id.
+
+    Labels, names and paths can make a request far larger than a link may be (Wix's ``uploadToken``
+    is at most 2000 characters), so the token stays small whatever was asked for.
+    """
+    jti = secrets.token_hex(12)
+    now = lib.clock()
+    await in_thread(lib.records.save_upload_request, jti, req, now + ttl, now)
+    return lib.signer.mint(audience, {}, ttl_seconds=ttl, jti=jti)
+
+
 async def generate_upload_url(request: Request) -> Response:
     lib = library(request)
     body = await read_json(request, msg.GenerateFileUploadUrlRequest)
@@ -209,7 +235,7 @@ async def generate_upload_url(request: Request) -> Response:
     claims = _upload_claims(body)
     await _check_parent(lib, claims["parent"])
     ttl = lib.settings.library_upload_link_minutes * 60
-    token = lib.signer.mint(AUD_UPLOAD, {"req": claims}, ttl_seconds=ttl)
+    token = await _mint_upload_token(lib, AUD_UPLOAD, claims, ttl)
     return respond(msg.GenerateFileUploadUrlResponse(upload_url=f"{base_url(request)}/upload/{token}"))
 
 
@@ -220,7 +246,7 @@ async def generate_resumable_upload_url(request: Request) -> Response:
     claims = _upload_claims(body)
     await _check_parent(lib, claims["parent"])
     ttl = lib.settings.library_resumable_link_minutes * 60
-    token = lib.signer.mint(AUD_RESUMABLE, {"req": claims}, ttl_seconds=ttl)
+    token = await _mint_upload_token(lib, AUD_RESUMABLE, claims, ttl)
     return respond(
         msg.GenerateFileResumableUploadUrlResponse(upload_url=f"{base_url(request)}/upload/tus", upload_token=token)
     )
@@ -231,6 +257,8 @@ async def import_file(request: Request) -> Response:
     body = await read_json(request, msg.ImportFileRequest)
     if body.media_type == m.MediaType.OTHER:
         raise invalid("mediaType", "mediaType may not be OTHER", rule="FORMAT")
+    if body.mime_type and not valid_mime(body.mime_type):
+        raise _bad_mime(body.mime_type)
     parent = body.parent_folder_id or m.MEDIA_ROOT_ID
     await _check_parent(lib, parent)
     path = split_file_path(body.file_path)
@@ -299,30 +327,30 @@ async def search_files(request: Request) -> Response:
     return await _files_page(request, query, body.paging)
 
 
+def _bulk_ids(raw_ids: list[str]) -> list[str]:
+    """The distinct file ids of a bulk call; ones that cannot exist are dropped like unknown ones."""
+    return list(dict.fromkeys(i for i in map(parse_file_id, raw_ids) if i is not None))
+
+
 async def bulk_delete_files(request: Request) -> Response:
+    """F14: unknown ids are skipped, as Wix reports no per-item failures (its answer is always ``{}``)."""
     lib = library(request)
     body = await read_json(request, msg.BulkDeleteFilesRequest)
-    ids = list(dict.fromkeys(file_id_or_404(raw) for raw in body.file_ids))
-    try:
-        if body.permanent:
-            blobs = await in_thread(lib.catalog.delete_files, ids)
-            for key in blobs:
-                lib.blobs.discard(key)
-        else:
-            await in_thread(lib.catalog.trash_files, ids, lib.clock())
-    except CatalogError as exc:
-        raise catalog_error(exc) from exc
+    ids = _bulk_ids(body.file_ids)
+    if body.permanent:
+        blobs = await in_thread(lib.catalog.delete_files, ids)
+        for key in blobs:
+            lib.blobs.discard(key)
+    else:
+        await in_thread(lib.catalog.trash_files, ids, lib.clock())
     return JSONResponse({})
 
 
 async def bulk_restore_files(request: Request) -> Response:
+    """F15: unknown ids are skipped (see `bulk_delete_files`)."""
     lib = library(request)
     body = await read_json(request, msg.BulkRestoreFilesRequest)
-    ids = list(dict.fromkeys(file_id_or_404(raw) for raw in body.file_ids))
-    try:
-        await in_thread(lib.catalog.restore_files, ids, lib.clock())
-    except CatalogError as exc:
-        raise catalog_error(exc) from exc
+    await in_thread(lib.catalog.restore_files, _bulk_ids(body.file_ids), lib.clock())
     return JSONResponse({})
 
 

@@ -84,14 +84,22 @@ async def update_folder(request: Request) -> Response:
 
 
 async def generate_folder_download_url(request: Request) -> Response:
+    """D6: a permanent zip link for the folder's public files, at any depth, as they are now.
+
+    The files are recorded at mint time, so the link never serves what is added later. Private files
+    are left out (a zip link never expires and needs no key) and the trash cannot be zipped.
+    """
     lib = library(request)
     folder_id = _folder_id(request.path_params["folder_id"])
+    if folder_id == m.TRASH_ROOT_ID:
+        raise ApiError(400, "SYSTEM_FOLDER", "the trash cannot be downloaded as a zip")
     if folder_id not in m.SYSTEM_FOLDER_IDS and await in_thread(lib.catalog.get_folder, folder_id) is None:
         raise not_found("folder", folder_id)
     files = await in_thread(lib.catalog.folder_files, folder_id, ZIP_MAX_FILES)
     if len(files) > ZIP_MAX_FILES:
         raise ApiError(400, "TOO_MANY_FILES", f"a folder zip holds at most {ZIP_MAX_FILES} files")
-    return await mint_archive(request, ArchiveRecord(id=secrets.token_hex(16), file_ids=None, folder_id=folder_id))
+    record = ArchiveRecord(id=secrets.token_hex(16), file_ids=[f.id for f in files], folder_id=folder_id)
+    return await mint_archive(request, record)
 
 
 def _list_query(body: msg.ListFoldersRequest, scope: str) -> listing.Query:
@@ -140,33 +148,32 @@ async def search_folders(request: Request) -> Response:
     return await _folders_page(request, query, body.paging)
 
 
+def _bulk_ids(raw_ids: list[str], action: str) -> list[str]:
+    """The distinct folder ids of a bulk call: system folders are refused, impossible ids dropped like unknown ones."""
+    ids = list(dict.fromkeys(raw for raw in raw_ids if _FOLDER_ID_RE.match(raw)))
+    for folder_id in ids:
+        _not_system(folder_id, action)
+    return ids
+
+
 async def bulk_delete_folders(request: Request) -> Response:
+    """D7: unknown ids are skipped, as Wix reports no per-item failures (its answer is always ``{}``)."""
     lib = library(request)
     body = await read_json(request, msg.BulkDeleteFoldersRequest)
-    ids = list(dict.fromkeys(_folder_id(raw) for raw in body.folder_ids))
-    for folder_id in ids:
-        _not_system(folder_id, "deleted")
-    try:
-        if body.permanent:
-            for key in await in_thread(lib.catalog.delete_folders, ids):
-                lib.blobs.discard(key)
-        else:
-            await in_thread(lib.catalog.trash_folders, ids, lib.clock())
-    except CatalogError as exc:
-        raise catalog_error(exc) from exc
+    ids = _bulk_ids(body.folder_ids, "deleted")
+    if body.permanent:
+        for key in await in_thread(lib.catalog.delete_folders, ids):
+            lib.blobs.discard(key)
+    else:
+        await in_thread(lib.catalog.trash_folders, ids, lib.clock())
     return JSONResponse({})
 
 
 async def bulk_restore_folders(request: Request) -> Response:
+    """D8: unknown ids are skipped (see `bulk_delete_folders`)."""
     lib = library(request)
     body = await read_json(request, msg.BulkRestoreFoldersRequest)
-    ids = list(dict.fromkeys(_folder_id(raw) for raw in body.folder_ids))
-    for folder_id in ids:
-        _not_system(folder_id, "restored")
-    try:
-        await in_thread(lib.catalog.restore_folders, ids, lib.clock())
-    except CatalogError as exc:
-        raise catalog_error(exc) from exc
+    await in_thread(lib.catalog.restore_folders, _bulk_ids(body.folder_ids, "restored"), lib.clock())
     return JSONResponse({})
 
 

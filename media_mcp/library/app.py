@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 
+import anyio
 import httpx
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -28,8 +29,10 @@ class RequireApiKey:
     """Every REST call carries ``Authorization: <API key>`` (a ``Bearer`` prefix is tolerated)."""
 
     def __init__(self, app: ASGIApp, key: str) -> None:
+        if not key.strip():
+            raise ValueError("the library API key is empty: refusing to serve the API without authentication")
         self.app = app
-        self.key = key.encode()
+        self.key = key.strip().encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -100,4 +103,5 @@ def create_app(
         allow_private=library.settings.library_allow_private_imports, resolver=resolver or system_resolver
     )
     app.state.import_transport = import_transport
+    app.state.archive_slots = anyio.Semaphore(downloads.ARCHIVE_SLOTS)
     return app

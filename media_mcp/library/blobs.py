@@ -27,6 +27,14 @@ FLUSH_EVERY = 8 * BLOCK
 _datasync = getattr(os, "fdatasync", os.fsync)
 
 
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 class TooLarge(Exception):
     """The body went past the allowed size."""
 
@@ -176,17 +184,40 @@ class BlobStore:
 
         return await anyio.to_thread.run_sync(run)
 
+    def _shard(self, key: str) -> Path:
+        """The blob's path, creating its ``blobs/xx/`` directory durably the first time."""
+        target = self.path_of(key)
+        try:
+            target.parent.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        else:
+            _fsync_dir(self.blobs)
+        return target
+
     def commit(self, received: Received) -> str:
         """Move a received file under its permanent key; durable once this returns."""
         key = secrets.token_hex(16)
-        target = self.path_of(key)
-        target.parent.mkdir(mode=0o700, exist_ok=True)
+        target = self._shard(key)
         os.replace(received.path, target)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
+        _fsync_dir(target.parent)
+        return key
+
+    def link(self, received: Received) -> str:
+        """Give a received file a permanent key too, leaving it where it is; durable once this returns.
+
+        The caller removes ``received.path`` only after the file's row has committed, so a crash in
+        between loses nothing: the unowned blob is swept at start-up and the source is still there.
+        """
+        key = secrets.token_hex(16)
+        target = self._shard(key)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            os.link(received.path, target)
+        except OSError:  # no hard links on this file system: copy instead
+            shutil.copyfile(received.path, target)
+            with open(target, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(target.parent)
         return key
 
     def discard(self, key: str) -> None:

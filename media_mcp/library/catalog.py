@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,23 +111,31 @@ class Page:
 
 
 def _search_text(display_name: str, mime_type: str, labels: Iterable[str]) -> str:
-    return "\n".join([display_name, mime_type, *labels])
+    """What search looks in: name, MIME type and labels, one per line, lower-cased (the index and LIKE agree)."""
+    return "\n".join([display_name, mime_type, *labels]).lower()
 
 
-def search_clause(text: str, columns: str = "sort_name || ' ' || mime_type || ' ' || labels") -> tuple[str, list[Any]]:
+def search_words(text: str) -> list[str]:
+    """The words of a search, lower-cased; control characters (NUL breaks FTS5 queries) count as spaces."""
+    return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text).lower().split()
+
+
+def search_clause(text: str) -> tuple[str, list[Any]]:
     """SQL matching every word of ``text`` anywhere in name, MIME type or labels (case-insensitive).
 
-    Words of three characters or more use the trigram index; shorter ones fall back to LIKE.
+    Words of three characters or more use the trigram index; shorter ones fall back to LIKE over the
+    same text the index holds (`_search_text`), so they never match JSON punctuation or cross fields.
     """
     clauses: list[str] = []
     params: list[Any] = []
-    long_words = [w for w in text.split() if len(w) >= 3]
+    words = search_words(text)
+    long_words = [w for w in words if len(w) >= 3]
     if long_words:
         clauses.append("seq IN (SELECT rowid FROM files_text WHERE files_text MATCH ?)")
         params.append(" ".join('"' + w.replace('"', '""') + '"' for w in long_words))
-    for word in (w for w in text.split() if len(w) < 3):
-        escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append(f"lower({columns}) LIKE ? ESCAPE '\\'")
+    for word in (w for w in words if len(w) < 3):
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("lower((SELECT body FROM files_text WHERE rowid = seq)) LIKE ? ESCAPE '\\'")
         params.append(f"%{escaped}%")
     return " AND ".join(clauses) or "1", params
 
@@ -230,6 +239,10 @@ class Catalog:
         with self.db.tx() as conn:
             sets = ", ".join(f"{k} = ?" for k in values)
             conn.execute(f"UPDATE files SET {sets} WHERE id = ?", (*values.values(), file_id))
+            row = conn.execute("SELECT seq, display_name, mime_type, labels FROM files WHERE id = ?", (file_id,))
+            if found := row.fetchone():
+                text = _search_text(found["display_name"], found["mime_type"], json.loads(found["labels"]))
+                conn.execute("UPDATE files_text SET body = ? WHERE rowid = ?", (text, found["seq"]))
 
     def get_file(self, file_id: str) -> FileRow | None:
         with self.db.read() as conn:
@@ -278,15 +291,9 @@ class Catalog:
             )
         return current
 
-    def _missing(self, conn: sqlite3.Connection, table: str, ids: Sequence[str]) -> list[str]:
-        found = {r[0] for r in conn.execute(f"SELECT id FROM {table} WHERE id IN ({self._in_list(ids)})", tuple(ids))}
-        return [i for i in ids if i not in found]
-
     def trash_files(self, file_ids: Sequence[str], now: float) -> None:
-        """Move files to the trash; files already there stay as they are."""
+        """Move files to the trash; files already there stay as they are, unknown ids are skipped."""
         with self.db.tx() as conn:
-            if missing := self._missing(conn, "files", file_ids):
-                raise CatalogError("NOT_FOUND", f"file not found: {missing[0]!r}", missing[0])
             conn.execute(
                 f"UPDATE files SET trash_parent = parent_id, parent_id = ?, state = 'DELETED', updated = ?"
                 f" WHERE state = 'OK' AND id IN ({self._in_list(file_ids)})",
@@ -294,12 +301,13 @@ class Catalog:
             )
 
     def restore_files(self, file_ids: Sequence[str], now: float) -> None:
-        """Bring trashed files back where they were (or to the top level if that is gone)."""
+        """Bring trashed files back where they were (or to the top level if that is gone); skip unknown ids."""
         with self.db.tx() as conn:
-            if missing := self._missing(conn, "files", file_ids):
-                raise CatalogError("NOT_FOUND", f"file not found: {missing[0]!r}", missing[0])
             for file_id in file_ids:
-                row = FileRow.from_row(conn.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
+                found = conn.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+                if found is None:
+                    continue
+                row = FileRow.from_row(found)
                 if row.state == OK:
                     continue
                 target = row.trash_parent if row.parent_id == TRASH_ROOT_ID else row.parent_id
@@ -313,10 +321,8 @@ class Catalog:
                 )
 
     def delete_files(self, file_ids: Sequence[str]) -> list[str]:
-        """Remove files for good; returns the blob keys to unlink once this has committed."""
+        """Remove files for good (unknown ids are skipped); returns the blob keys to unlink once this has committed."""
         with self.db.tx() as conn:
-            if missing := self._missing(conn, "files", file_ids):
-                raise CatalogError("NOT_FOUND", f"file not found: {missing[0]!r}", missing[0])
             return self._drop_files(conn, f"id IN ({self._in_list(file_ids)})", tuple(file_ids))
 
     @staticmethod
@@ -332,12 +338,15 @@ class Catalog:
             return [FileRow.from_row(r) for r in conn.execute(*_page_sql("files", page))]
 
     def folder_files(self, folder_id: str, cap: int) -> list[FileRow]:
-        """Every file under a folder, at any depth, in a stable order (for zips)."""
+        """Every public file under a folder, at any depth, in a stable order, at most ``cap + 1`` (for zips).
+
+        Private files are left out: a zip link is permanent and needs no key.
+        """
         with self.db.read() as conn:
             ids = [folder_id, *self._subtree(conn, folder_id)]
             rows = conn.execute(
-                f"SELECT * FROM files WHERE parent_id IN ({self._in_list(ids)}) ORDER BY parent_id, sort_name, id"
-                " LIMIT ?",
+                f"SELECT * FROM files WHERE parent_id IN ({self._in_list(ids)}) AND private = 0"
+                " ORDER BY parent_id, sort_name, id LIMIT ?",
                 (*ids, cap + 1),
             ).fetchall()
         return [FileRow.from_row(r) for r in rows]
@@ -399,10 +408,8 @@ class Catalog:
         return folder
 
     def trash_folders(self, folder_ids: Sequence[str], now: float) -> None:
-        """Move folders to the trash; what they hold follows them."""
+        """Move folders to the trash; what they hold follows them. Unknown ids are skipped."""
         with self.db.tx() as conn:
-            if missing := self._missing(conn, "folders", folder_ids):
-                raise CatalogError("NOT_FOUND", f"folder not found: {missing[0]!r}", missing[0])
             for folder_id in folder_ids:
                 folder = self._folder(conn, folder_id)
                 if folder is None or folder.state != OK:
@@ -427,10 +434,8 @@ class Catalog:
                 )
 
     def restore_folders(self, folder_ids: Sequence[str], now: float) -> None:
-        """Bring trashed folders and what they took along back to where they were."""
+        """Bring trashed folders and what they took along back to where they were. Unknown ids are skipped."""
         with self.db.tx() as conn:
-            if missing := self._missing(conn, "folders", folder_ids):
-                raise CatalogError("NOT_FOUND", f"folder not found: {missing[0]!r}", missing[0])
             for folder_id in folder_ids:
                 folder = self._folder(conn, folder_id)
                 if folder is None or folder.state == OK:
@@ -460,12 +465,12 @@ class Catalog:
                 )
 
     def delete_folders(self, folder_ids: Sequence[str]) -> list[str]:
-        """Remove folders and everything in them for good; returns blob keys to unlink."""
+        """Remove folders and everything in them for good (unknown ids are skipped); returns blob keys to unlink."""
         blobs: list[str] = []
         with self.db.tx() as conn:
-            if missing := self._missing(conn, "folders", folder_ids):
-                raise CatalogError("NOT_FOUND", f"folder not found: {missing[0]!r}", missing[0])
             for folder_id in folder_ids:
+                if self._folder(conn, folder_id) is None:
+                    continue
                 ids = [folder_id, *self._subtree(conn, folder_id)]
                 marks = self._in_list(ids)
                 blobs += self._drop_files(conn, f"parent_id IN ({marks})", tuple(ids))

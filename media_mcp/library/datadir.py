@@ -13,6 +13,19 @@ SIGNING_KEY_FILE = "signing_key"
 LOCK_FILE = "library.lock"
 
 
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # Windows cannot open a directory
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class DataDirBusy(Exception):
     """Another library process holds the data directory."""
 
@@ -49,17 +62,41 @@ class DataDir:
         os.chmod(self.root, 0o700)
 
     def secret(self, name: str, make: bytes) -> bytes:
-        """Read an owner-only secret file, creating it with ``make`` on first use."""
+        """Read an owner-only secret file, creating it with ``make`` on first use.
+
+        The value is written to a temporary file, fsynced, then published under its name, so a crash
+        never leaves a half-written secret; an empty (or blank) file, as older versions could leave
+        after a crash, counts as missing and is replaced.
+        """
+        if not make.strip():
+            raise ValueError(f"refusing to store an empty secret in {name!r}")
         path = self.root / name
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(make)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return make
+            current: bytes | None = path.read_bytes().strip()
+        except FileNotFoundError:
+            current = None
+        if current:
+            return current
+        tmp = self.root / f".{name}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(make)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if current is None:
+                try:
+                    os.link(tmp, path)  # publish only if nobody did meanwhile (replicas may race here)
+                except FileExistsError:
+                    return self.secret(name, make)
+                except OSError:  # no hard links on this file system
+                    os.replace(tmp, path)
+            else:
+                os.replace(tmp, path)
+            _fsync_dir(self.root)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return make.strip()
 
     def api_key(self) -> str:
         return self.secret(API_KEY_FILE, ("mml_" + secrets.token_urlsafe(32)).encode()).decode()

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_parent ON files (parent_id, state, updated, id);
 CREATE INDEX IF NOT EXISTS files_parent_name ON files (parent_id, state, sort_name, id);
+CREATE INDEX IF NOT EXISTS files_parent_size ON files (parent_id, state, size, id);
 CREATE INDEX IF NOT EXISTS files_scope ON files (state, root, updated, id);
 CREATE INDEX IF NOT EXISTS files_scope_name ON files (state, root, sort_name, id);
 CREATE INDEX IF NOT EXISTS files_scope_size ON files (state, root, size, id);
@@ -72,6 +73,12 @@ CREATE TABLE IF NOT EXISTS upload_claims (
     jti TEXT PRIMARY KEY,
     status TEXT NOT NULL,            -- 'busy' | 'done'
     file_id TEXT,
+    expires REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS upload_requests (
+    jti TEXT PRIMARY KEY,            -- the upload token that carries only this id
+    request TEXT NOT NULL,           -- JSON: mime, name, size, parent, private, labels, path
     expires REAL NOT NULL
 );
 

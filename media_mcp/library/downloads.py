@@ -12,11 +12,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from media_mcp.library.catalog import FileRow
 from media_mcp.library.db import in_thread
@@ -27,6 +28,8 @@ from media_mcp.library.web import library
 
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f"\\/:*?<>|]')
 _ARCHIVE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+ARCHIVE_SLOTS = 2
+"""Zips built and sent at once per app (`create_app` makes the semaphore); each is a temporary file."""
 _SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
 _ICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">'
@@ -40,6 +43,37 @@ class BigChunkFileResponse(FileResponse):
     """Reads the file in 1 MiB blocks: fewer thread hops per gigabyte than the default 64 KiB."""
 
     chunk_size = 1024 * 1024
+
+
+class ArchiveResponse(BigChunkFileResponse):
+    """A zip built into a temporary file when the response starts and removed when it ends, however it ends.
+
+    At most `ARCHIVE_SLOTS` zips exist at once (others wait), which bounds the disk they take; memory is
+    one read block per response. Range is ignored (a 200 with the whole zip is a valid answer), so no
+    400/416 path can skip the clean-up.
+    """
+
+    def __init__(self, path: Path, entries: list[tuple[str, Path]], slots: anyio.Semaphore, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        del self.headers["accept-ranges"]
+        self.entries = entries
+        self.slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ignored = (b"range", b"if-range")
+        extensions = {k: v for k, v in scope.get("extensions", {}).items() if k != "http.response.pathsend"}
+        scope = {
+            **scope,
+            "headers": [(k, v) for k, v in scope["headers"] if k.lower() not in ignored],
+            "extensions": extensions,
+        }
+        target = Path(self.path)
+        async with self.slots:
+            try:
+                await anyio.to_thread.run_sync(_build_zip, target, self.entries)
+                await super().__call__(scope, receive, send)
+            finally:
+                target.unlink(missing_ok=True)
 
 
 def safe_filename(name: str, fallback: str = "file") -> str:
@@ -126,6 +160,7 @@ def _entry_names(rows: list[FileRow], prefixes: dict[str, str]) -> list[tuple[st
 
 
 async def download_archive(request: Request) -> Response:
+    """A permanent zip link: only the public files recorded when the link was minted, still present."""
     lib = library(request)
     archive_id = request.path_params["archive_id"]
     try:
@@ -135,24 +170,20 @@ async def download_archive(request: Request) -> Response:
     record = await in_thread(lib.records.get_archive, archive_id) if _ARCHIVE_ID_RE.match(archive_id) else None
     if record is None or claims.get("obj") != archive_id:
         raise _forbidden("this archive link is not valid")
-    prefixes: dict[str, str] = {}
-    if record.folder_id is not None:
-        rows = await in_thread(lib.catalog.folder_files, record.folder_id, 1000)
-        prefixes = await in_thread(_folder_prefixes, lib, record.folder_id)
-        name = "folder"
-    else:
-        found = await in_thread(lib.catalog.get_files, record.file_ids or [])
-        rows = [found[i] for i in record.file_ids or [] if i in found]
-        name = "files"
+    if record.file_ids is None:  # minted by a version that did not record the folder's files
+        raise ApiError(410, "ARCHIVE_LINK_OUTDATED", "this zip link is no longer served; generate a new one")
+    found = await in_thread(lib.catalog.get_files, record.file_ids)
+    rows = [found[i] for i in record.file_ids if i in found and not found[i].private]
+    prefixes = await in_thread(_folder_prefixes, lib, record.folder_id) if record.folder_id is not None else {}
+    name = "folder" if record.folder_id is not None else "files"
     entries = [(arc, lib.blobs.path_of(row.blob)) for arc, row in _entry_names(rows, prefixes) if row.blob]
-    target = lib.data.incoming / f"zip-{os.urandom(8).hex()}.zip"
-    await anyio.to_thread.run_sync(_build_zip, target, entries)
-    return BigChunkFileResponse(
-        target,
+    return ArchiveResponse(
+        lib.data.incoming / f"zip-{os.urandom(8).hex()}.zip",
+        entries,
+        request.app.state.archive_slots,
         media_type="application/zip",
         filename=f"{name}-{archive_id[:8]}.zip",
         headers={**_SECURITY_HEADERS, "Cache-Control": "private, no-store"},
-        background=BackgroundTask(target.unlink, missing_ok=True),
     )
 
 

@@ -23,7 +23,7 @@ from media_mcp.library.blobs import TooLarge
 from media_mcp.library.catalog import FileRow
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import invalid
-from media_mcp.library.probe import guess_mime, media_type_of, probe
+from media_mcp.library.probe import guess_mime, media_type_of, probe, valid_mime
 from media_mcp.library.service import Library
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
@@ -33,6 +33,10 @@ log = logging.getLogger("media_mcp.library.import")
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 MAX_REDIRECTS = 5
 _HOP_HEADERS = {"host", "connection", "content-length", "transfer-encoding", "upgrade", "te", "trailer"}
+_CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+"""Caller headers that are dropped once a redirect leaves the origin they were given for."""
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
 class ImportRefused(Exception):
@@ -44,10 +48,24 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for: mapped, 6to4, NAT64 or the old IPv4-compatible form."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _blocked(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(ip)) is not None:
+        if _blocked(str(embedded)):
+            return True
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
     return not ip.is_global or ip.is_multicast
 
 
@@ -60,18 +78,22 @@ class Guard:
         """Check one hop; return the address to connect to."""
         if url.scheme not in ("http", "https"):
             raise ImportRefused(f"only http and https URLs can be imported, not {url.scheme!r}")
-        if not url.host:
+        try:
+            host = url.host
+        except ValueError as exc:  # an IDNA name that does not decode (idna.IDNAError)
+            raise ImportRefused(f"the host name is not valid: {exc}") from exc
+        if not host:
             raise ImportRefused("the URL has no host")
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
-            addresses = await self.resolver(url.host, port)
-        except OSError as exc:
-            raise ImportRefused(f"cannot resolve {url.host!r}") from exc
+            addresses = await self.resolver(host, port)
+        except (OSError, ValueError) as exc:  # ValueError: a name IDNA cannot encode (UnicodeError)
+            raise ImportRefused(f"cannot resolve {host!r}") from exc
         if not addresses:
-            raise ImportRefused(f"cannot resolve {url.host!r}")
+            raise ImportRefused(f"cannot resolve {host!r}")
         if not self.allow_private and any(_blocked(a) for a in addresses):
             raise ImportRefused(
-                f"{url.host!r} resolves to a loopback, private, link-local or otherwise non-public address; "
+                f"{host!r} resolves to a loopback, private, link-local or otherwise non-public address; "
                 "set MEDIA_MCP_LIBRARY_ALLOW_PRIVATE_IMPORTS=true to allow it"
             )
         return addresses[0]
@@ -168,7 +190,10 @@ class ImportJob:
                 try:
                     if response.is_redirect:
                         location = response.headers.get("location", "")
-                        url = url.join(location)
+                        target = url.join(location)
+                        if (target.scheme, target.raw_host, target.port) != (url.scheme, url.raw_host, url.port):
+                            headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+                        url = target
                         continue
                     response.raise_for_status()
                     await self._store(response)
@@ -190,7 +215,8 @@ class ImportJob:
         if row is None:  # deleted for good while it was being fetched
             received.path.unlink(missing_ok=True)
             return
-        declared = self.request.mime_type or response.headers.get("content-type", "").split(";")[0].strip()
+        remote = response.headers.get("content-type", "").split(";")[0].strip()
+        declared = self.request.mime_type or (remote if valid_mime(remote) else "")
         found = await in_thread(probe, received.path, received.head, declared, row.display_name)
         key = lib.blobs.commit(received)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from media_mcp.wix import models as m
 DEFAULT_LIMIT = 50
 _FILE_COLUMNS = {"displayName": "sort_name", "updatedDate": "updated", "sizeInBytes": "size"}
 _FOLDER_COLUMNS = {"displayName": "sort_name", "updatedDate": "updated"}
+_INT64_MAX = 2**63 - 1
+_MAX_SORT_TEXT = 4000  # a casefolded name (at most 1000 characters) and an id fit well within this
 
 
 @dataclass(frozen=True)
@@ -89,14 +92,26 @@ def _encode(query: Query, last: tuple[Any, str]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _sort_value_fits(column: str, value: Any) -> bool:
+    """Could ``value`` be the sort value of a row in ``column``? (SQLite must be able to compare it.)"""
+    if column == "size":
+        return type(value) is int and 0 <= value <= _INT64_MAX
+    if column == "updated":
+        return type(value) in (int, float) and math.isfinite(value) and abs(value) <= _INT64_MAX
+    return isinstance(value, str) and len(value) <= _MAX_SORT_TEXT
+
+
 def decode_cursor(cursor: str, kind: str) -> tuple[Query, tuple[Any, str]]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         query = Query.from_json(raw["q"])
         value, last_id = raw["a"]
-        if query.kind != kind or not isinstance(last_id, str) or not isinstance(value, str | int | float):
+        if query.kind != kind or not isinstance(last_id, str) or len(last_id) > _MAX_SORT_TEXT:
             raise ValueError("cursor for another listing")
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        column = (_FILE_COLUMNS if kind == "files" else _FOLDER_COLUMNS)[query.sort_field]
+        if not _sort_value_fits(column, value):
+            raise ValueError("the cursor's sort value does not fit its sort field")
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error, UnicodeDecodeError) as exc:
         raise invalid("paging.cursor", "the cursor is not one this listing issued", rule="FORMAT") from exc
     return query, (value, last_id)
 

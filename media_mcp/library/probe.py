@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,12 @@ _ARCHIVES = {
 }
 _DOCUMENT_PREFIXES = ("text/", "application/pdf", "application/msword", "application/vnd.", "application/rtf")
 _MODELS = {"model/gltf-binary", "model/gltf+json", "model/obj", "model/stl"}
+_MIME_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}", re.IGNORECASE)
+
+
+def valid_mime(mime: str) -> bool:
+    """Is this a bare ``type/subtype`` (no parameters, spaces or line breaks)? Safe in a header."""
+    return _MIME_RE.fullmatch(mime) is not None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from media_mcp.library.db import Database
 
@@ -68,16 +69,41 @@ class Records:
         """At start-up: busy claims died with the process; expired ones need not be remembered."""
         with self.db.tx() as conn:
             conn.execute("DELETE FROM upload_claims WHERE status = 'busy' OR expires < ?", (now,))
+            conn.execute("DELETE FROM upload_requests WHERE expires < ?", (now,))
+
+    # --- upload requests: what an upload token was minted for -------------------------------
+
+    def save_upload_request(self, jti: str, request: dict[str, Any], expires: float, now: float) -> None:
+        """Keep a minted upload request server-side (its token carries only ``jti``); forget expired ones."""
+        with self.db.tx() as conn:
+            conn.execute("DELETE FROM upload_requests WHERE expires < ?", (now,))
+            conn.execute(
+                "INSERT INTO upload_requests (jti, request, expires) VALUES (?,?,?)",
+                (jti, json.dumps(request), expires),
+            )
+
+    def upload_request(self, jti: str) -> dict[str, Any] | None:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT request FROM upload_requests WHERE jti = ?", (jti,)).fetchone()
+        if row is None:
+            return None
+        request: dict[str, Any] = json.loads(row[0])
+        return request
 
     # --- resumable (tus) uploads ----------------------------------------------------------
 
-    def create_resumable(self, r: Resumable, now: float) -> None:
+    def create_resumable(self, r: Resumable, now: float, per_token: int) -> bool:
+        """Record a new transfer, unless its token already has ``per_token`` unfinished ones."""
         with self.db.tx() as conn:
+            active = conn.execute("SELECT count(*) FROM resumable WHERE token_jti = ?", (r.token_jti,)).fetchone()
+            if active[0] >= per_token:
+                return False
             conn.execute(
                 "INSERT INTO resumable (id, token_jti, token, length, offset, filename, content_type, created, expires)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
                 (r.id, r.token_jti, r.token, r.length, r.offset, r.filename, r.content_type, now, r.expires),
             )
+        return True
 
     def get_resumable(self, upload_id: str) -> Resumable | None:
         with self.db.read() as conn:

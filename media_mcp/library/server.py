@@ -25,7 +25,9 @@ class PortInUse(Exception):
 def listen(host: str, port: int) -> socket.socket:
     """Bind the listening socket before anything else, so the announced address is the real one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (accepted sockets inherit
+    # it); without it Nagle and delayed ACKs add ~40 ms to every small request on loopback.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -84,7 +84,7 @@ class Library:
 
     @classmethod
     def _assemble(cls, settings: LibrarySettings, data: DataDir, db: Database, clock: Clock) -> Library:
-        configured = settings.library_api_key.get_secret_value() if settings.library_api_key else None
+        configured = settings.library_api_key.get_secret_value().strip() if settings.library_api_key else None
         with db.tx() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'site_id'").fetchone()
             site_id = row[0] if row else secrets.token_hex(16)
@@ -114,6 +114,9 @@ class Library:
             log.warning("%d import(s) were cut short by a stop and are marked FAILED", failed)
         expired = self.records.expired_resumable(now)
         self.records.drop_resumable(expired)
+        if lost := [i for i in self.records_ids() if not self.part_path(i).is_file()]:
+            log.warning("%d resumable upload(s) lost their bytes and were forgotten", len(lost))
+            self.records.drop_resumable(lost)
         live = set(self.records_ids())
         for part in self.data.resumable.iterdir():
             if part.stem not in live:

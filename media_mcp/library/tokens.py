@@ -37,15 +37,18 @@ class Signer:
     """Mints and checks tokens with the library's persistent signing key."""
 
     def __init__(self, key: bytes, clock: Clock) -> None:
+        if not key.strip():
+            raise ValueError("the signing key is empty: tokens signed with it could be forged")
         self._key = key
         self._clock = clock
 
     def now(self) -> float:
         return self._clock()
 
-    def mint(self, audience: str, claims: dict[str, Any], *, ttl_seconds: float | None) -> str:
+    def mint(self, audience: str, claims: dict[str, Any], *, ttl_seconds: float | None, jti: str | None = None) -> str:
+        """Sign ``claims`` for ``audience``; ``jti`` names the token (random unless given)."""
         now = int(self._clock())
-        payload: dict[str, Any] = {**claims, "aud": audience, "iat": now, "jti": secrets.token_hex(12)}
+        payload: dict[str, Any] = {**claims, "aud": audience, "iat": now, "jti": jti or secrets.token_hex(12)}
         if ttl_seconds is not None:
             payload["exp"] = now + int(ttl_seconds)
         return jwt.encode(payload, self._key, algorithm="HS256")

@@ -38,7 +38,15 @@ log = logging.getLogger("media_mcp.library.upload")
 
 TUS_VERSION = "1.0.0"
 _UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_NUMBER_RE = re.compile(r"[0-9]{1,19}")
+MAX_ACTIVE_PER_TOKEN = 4
+"""Unfinished resumable uploads one token may have; creating one more answers 429 (DELETE one, or finish)."""
 _busy: set[str] = set()
+
+
+def _number(header: str) -> int | None:
+    """A tus length or offset: plain ASCII digits of a sane length, else None."""
+    return int(header) if _NUMBER_RE.fullmatch(header) else None
 
 
 def _token_claims(lib: Library, token: str, audience: str) -> dict[str, Any]:
@@ -48,6 +56,11 @@ def _token_claims(lib: Library, token: str, audience: str) -> dict[str, Any]:
         raise ApiError(403, "UPLOAD_URL_EXPIRED", "this upload link has expired; generate a new one") from exc
     except TokenInvalid as exc:
         raise ApiError(403, "INVALID_UPLOAD_TOKEN", "this upload link is not valid") from exc
+
+
+async def _upload_request(lib: Library, claims: dict[str, Any]) -> dict[str, Any] | None:
+    """What the token was minted for: kept server-side under its ``jti`` (see `api_files._mint_upload_token`)."""
+    return await in_thread(lib.records.upload_request, str(claims["jti"]))
 
 
 async def _claim(lib: Library, claims: dict[str, Any]) -> str:
@@ -60,12 +73,13 @@ async def _claim(lib: Library, claims: dict[str, Any]) -> str:
     return jti
 
 
-async def _store(lib: Library, request: Request, received: Received, claims: dict[str, Any], jti: str) -> Response:
-    """Make a received file visible: probe it, move its bytes in place, commit its row.
+async def _store(lib: Library, request: Request, received: Received, req: dict[str, Any], jti: str) -> Response:
+    """Make a received file visible: probe it, link its bytes in place, commit its row, then drop the source.
 
-    On a refusal the received bytes stay where they are; the caller decides their fate.
+    The source (``incoming/`` file or tus ``.part``) goes only once the row has committed, so a crash
+    at any point leaves either the file or everything needed to finish it again. On a refusal the
+    received bytes stay where they are; the caller decides their fate.
     """
-    req = claims["req"]
     name = (request.query_params.get("filename") or req.get("name") or "").strip()
     if not name:
         raise ApiError(400, "MISSING_FILENAME", "give the file name: ?filename=<name.ext> or fileName when minting")
@@ -96,27 +110,20 @@ async def _store(lib: Library, request: Request, received: Received, claims: dic
         height=found.height,
         labels=[str(label) for label in req.get("labels", [])],
     )
-    blob = await in_thread(lib.blobs.commit, received)
+    blob = await in_thread(lib.blobs.link, received)
     row.blob = blob
     try:
         row = await in_thread(
             lib.catalog.add_file, row, [str(p) for p in req.get("path", [])], partial(_spend, jti=jti, file_id=row.id)
         )
     except CatalogError as exc:
-        _uncommit(lib, blob, received)
+        lib.blobs.discard(blob)
         raise catalog_error(exc) from exc
     except BaseException:
-        _uncommit(lib, blob, received)
-        raise
-    return respond(msg.UploadFileResponse(file=lib.render_file(row, base_url(request))))
-
-
-def _uncommit(lib: Library, blob: str, received: Received) -> None:
-    """Undo `BlobStore.commit`: the bytes go back to ``received.path`` (a tus upload may finish later)."""
-    try:
-        os.replace(lib.blobs.path_of(blob), received.path)
-    except OSError:
         lib.blobs.discard(blob)
+        raise
+    received.path.unlink(missing_ok=True)
+    return respond(msg.UploadFileResponse(file=lib.render_file(row, base_url(request))))
 
 
 def _spend(conn: Any, *, jti: str, file_id: str) -> None:
@@ -133,11 +140,14 @@ async def put_upload(request: Request) -> Response:
     """``PUT <uploadUrl>?filename=…`` with the raw bytes; single use."""
     lib = library(request)
     claims = _token_claims(lib, request.path_params["token"], AUD_UPLOAD)
+    req = await _upload_request(lib, claims)
+    if req is None:
+        raise ApiError(403, "INVALID_UPLOAD_TOKEN", "this upload link is not valid")
     jti = await _claim(lib, claims)
     received: Received | None = None
     try:
         limit = lib.settings.library_max_file_bytes
-        declared = claims["req"].get("size")
+        declared = req.get("size")
         try:
             received = await lib.blobs.receive(_body(request), int(declared) if declared else limit)
         except TooLarge as exc:
@@ -145,7 +155,7 @@ async def put_upload(request: Request) -> Response:
         except ClientDisconnect as exc:
             log.info("upload interrupted: the client went away mid-body")
             raise ApiError(400, "UPLOAD_INTERRUPTED", "the connection closed before the whole body arrived") from exc
-        return await _store(lib, request, received, claims, jti)
+        return await _store(lib, request, received, req, jti)
     except BaseException:
         if received is not None:
             received.path.unlink(missing_ok=True)
@@ -203,10 +213,9 @@ async def tus_create(request: Request) -> Response:
     lib = library(request)
     if bad := _require_tus(request):
         return bad
-    length_header = request.headers.get("upload-length", "")
-    if not length_header.isdigit():
+    length = _number(request.headers.get("upload-length", ""))
+    if length is None:
         return _tus_error(400, "Upload-Length must be a non-negative integer")
-    length = int(length_header)
     if length > lib.settings.library_max_file_bytes:
         return _tus_error(413, f"Upload-Length is over the limit of {lib.settings.library_max_file_bytes} bytes")
     if length == 0:
@@ -221,13 +230,17 @@ async def tus_create(request: Request) -> Response:
         return _tus_error(403, "the upload token has expired; generate a new one")
     except TokenInvalid:
         return _tus_error(403, "Upload-Metadata must carry a valid 'token' from generate-resumable-upload-url")
+    req = await _upload_request(lib, claims)
+    if req is None:
+        return _tus_error(403, "Upload-Metadata must carry a valid 'token' from generate-resumable-upload-url")
     if await in_thread(lib.records.spent, str(claims["jti"])):
         return _tus_error(403, "this upload token was already used; generate a new one")
-    declared = claims["req"].get("size")
+    declared = req.get("size")
     if declared is not None and int(declared) != length:
         return _tus_error(400, f"Upload-Length {length} differs from the {declared} bytes the token was minted for")
-    upload_id = secrets.token_hex(16)
     now = lib.clock()
+    await _sweep_expired(lib, now)
+    upload_id = secrets.token_hex(16)
     record = Resumable(
         id=upload_id,
         token_jti=str(claims["jti"]),
@@ -238,10 +251,22 @@ async def tus_create(request: Request) -> Response:
         content_type=meta.get("contentType") or meta.get("filetype"),
         expires=float(claims.get("exp", now + 86400)),
     )
-    lib.part_path(upload_id).touch(mode=0o600, exist_ok=False)
-    await in_thread(lib.records.create_resumable, record, now)
+    if not await in_thread(lib.records.create_resumable, record, now, MAX_ACTIVE_PER_TOKEN):
+        return _tus_error(
+            429, f"this token already has {MAX_ACTIVE_PER_TOKEN} unfinished uploads: finish or DELETE one first"
+        )
+    lib.part_path(upload_id).touch(mode=0o600, exist_ok=False)  # a record without its part is dropped at start-up
     location = f"{base_url(request)}/upload/tus/files/{upload_id}"
     return Response(status_code=201, headers=_tus_headers(Location=location, **{"Upload-Offset": "0"}))
+
+
+async def _sweep_expired(lib: Library, now: float) -> None:
+    """Forget resumable uploads whose token has expired, and their ``.part`` files (not only at start-up)."""
+    expired = [i for i in await in_thread(lib.records.expired_resumable, now) if i not in _busy]
+    if expired:
+        await in_thread(lib.records.drop_resumable, expired)
+        for upload_id in expired:
+            lib.part_path(upload_id).unlink(missing_ok=True)
 
 
 async def _resumable(lib: Library, request: Request) -> Resumable | None:
@@ -287,8 +312,7 @@ async def tus_patch(request: Request) -> Response:
     record = await _resumable(lib, request)
     if record is None:
         return _tus_error(404, "no such upload")
-    offset_header = request.headers.get("upload-offset", "")
-    if not offset_header.isdigit() or int(offset_header) != record.offset:
+    if _number(request.headers.get("upload-offset", "")) != record.offset:
         return _tus_error(409, f"Upload-Offset must be {record.offset}")
     if record.id in _busy:
         return _tus_error(409, "another request is writing this upload")
@@ -329,6 +353,9 @@ async def tus_finish(request: Request) -> Response:
     """``PUT <uploadUrl>/<uploadToken>?filename=…``: turn the finished transfer into a file."""
     lib = library(request)
     claims = _token_claims(lib, request.path_params["token"], AUD_RESUMABLE)
+    req = await _upload_request(lib, claims)
+    if req is None:
+        raise ApiError(403, "INVALID_UPLOAD_TOKEN", "this upload link is not valid")
     jti = await _claim(lib, claims)
     try:
         record = await in_thread(lib.records.completed_for, jti)
@@ -339,10 +366,10 @@ async def tus_finish(request: Request) -> Response:
         leftovers = [i for i in await in_thread(lib.records.for_token, jti) if i != record.id]
         _busy.add(record.id)
         try:
-            if not request.query_params.get("filename") and record.filename and not claims["req"].get("name"):
-                claims["req"]["name"] = record.filename
+            if not request.query_params.get("filename") and record.filename and not req.get("name"):
+                req["name"] = record.filename
             received = await lib.blobs.receive_file(lib.part_path(record.id))
-            response = await _store(lib, request, received, claims, jti)
+            response = await _store(lib, request, received, req, jti)
         finally:
             _busy.discard(record.id)
         for leftover in leftovers:

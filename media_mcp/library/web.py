@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -35,7 +36,7 @@ def base_url(request: Request) -> str:
 async def read_json(request: Request, model: type[M]) -> M:
     """Parse and validate a JSON body of bounded size (validation errors become Wix field violations)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+    if declared and re.fullmatch(r"[0-9]{1,19}", declared) and int(declared) > MAX_JSON_BYTES:
         raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request bodies are limited to {MAX_JSON_BYTES} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -46,6 +47,8 @@ async def read_json(request: Request, model: type[M]) -> M:
         data: Any = json.loads(body) if body.strip() else {}
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "INVALID_JSON", f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "INVALID_JSON", "the request body is nested too deeply") from exc
     if not isinstance(data, dict):
         raise ApiError(400, "INVALID_JSON", "the request body must be a JSON object")
     return model.model_validate(data)

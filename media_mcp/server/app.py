@@ -17,6 +17,7 @@ from media_mcp.server.audit import AuditLog
 from media_mcp.server.backend import Backend
 from media_mcp.server.confirm import ConfirmTokens
 from media_mcp.server.outputs import FileDetails, FolderItem
+from media_mcp.server.schemas import compact_tools
 from media_mcp.server.state import ServerState
 from media_mcp.settings import ServerSettings
 
@@ -80,6 +81,7 @@ def create_server(
     if not settings.read_only:
         tools_write.register(mcp, state)
         tools_trash.register(mcp, state)
+    compact_tools(mcp)
     prompts.load(mcp)
     _resources(mcp, state)
     return mcp

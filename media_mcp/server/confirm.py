@@ -25,10 +25,6 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class ConfirmTokens:
     def __init__(self, secret: bytes, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret
@@ -44,17 +40,17 @@ class ConfirmTokens:
         return f"{expires}.{_b64(self._sign(action, expires, files, folders))}", expires
 
     def check(self, token: str, action: str, files: Sequence[str], folders: Sequence[str]) -> None:
-        if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+        # ASCII only: str.isdigit() accepts digits int() cannot read ('²'), and compare_digest needs ASCII
+        if not token or len(token) > MAX_TOKEN_CHARS or not token.isascii() or token.count(".") != 1:
             raise TokenRefused("the confirmation_token is malformed; call again without it to get a fresh one")
         stamp, signature = token.split(".")
-        if not stamp.isdigit():
+        if not stamp.isdigit() or stamp != str(int(stamp)):
             raise TokenRefused("the confirmation_token is malformed; call again without it to get a fresh one")
         expires = int(stamp)
-        try:
-            given = _unb64(signature)
-        except ValueError:
-            raise TokenRefused("the confirmation_token is malformed; call again without it") from None
-        if not hmac.compare_digest(given, self._sign(action, expires, files, folders)):
+        # compare the canonical text, not decoded bytes: base64 decoding ignores stray characters and
+        # padding bits, so other strings than the one issued would otherwise pass
+        expected = _b64(self._sign(action, expires, files, folders))
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
             raise TokenRefused(
                 "the confirmation_token does not match these ids (or was not issued by this server); "
                 "call again without it to get a token for exactly these items"

@@ -110,6 +110,12 @@ class Scope:
         if not await self.folder_in(client, folder_id):
             raise ToolError(f"folder {folder_id!r} is outside the folders this server may use")
 
+    async def require_listed_folder(self, client: WixMediaClient, folder_id: str) -> None:
+        """A folder to list must exist: listing a missing one answers an empty page, which misleads the model."""
+        if not self.active and folder_id not in SYSTEM_ROOTS:
+            await client.get_folder(folder_id)  # NotFound becomes advice that names the folder
+        await self.require_folder(client, folder_id)
+
     async def require_file(self, client: WixMediaClient, file: FileDescriptor) -> None:
         if not await self.folder_in(client, file.parent_folder_id):
             raise ToolError(f"file {file.id!r} is outside the folders this server may use")

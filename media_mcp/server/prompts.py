@@ -5,9 +5,12 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument, UserMessage
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
 
 
 @dataclass
@@ -87,6 +90,20 @@ def load(mcp: MCPServer, dirs: list[Path] | None = None) -> list[str]:
     return names
 
 
+class MarkdownPrompt(Prompt):
+    """A prompt that names its missing arguments as invalid params.
+
+    The SDK raises a ValueError there, which modern (2026-07-28) connections turn into a bare
+    "Internal server error"; an MCPError reaches the client unchanged in both protocol eras.
+    """
+
+    async def render(self, arguments: dict[str, Any] | None, context: Any) -> Any:
+        missing = [a.name for a in self.arguments or [] if a.required and a.name not in (arguments or {})]
+        if missing:
+            raise MCPError(INVALID_PARAMS, f"prompt {self.name!r} needs the argument(s): {', '.join(missing)}")
+        return await super().render(arguments, context)
+
+
 def _prompt(spec: PromptFile) -> Prompt:
     optional = {a.name for a in spec.arguments if not a.required}
 
@@ -94,4 +111,6 @@ def _prompt(spec: PromptFile) -> Prompt:
         values = {name: "" for name in optional} | {k: str(v) for k, v in kwargs.items()}
         return [UserMessage(spec.body.format(**values))]
 
-    return Prompt(name=spec.name, title=spec.title, description=spec.description, arguments=spec.arguments, fn=render)
+    return MarkdownPrompt(
+        name=spec.name, title=spec.title, description=spec.description, arguments=spec.arguments, fn=render
+    )

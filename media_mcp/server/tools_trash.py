@@ -194,20 +194,19 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
     annotations = ToolAnnotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
     )
-    token_field = Field(max_length=512, description="The token a previous call returned, after the user agreed.")
+    token_field = Field(max_length=512, description="From the previous call, once the user agreed.")
     doc = (
-        "Move files and/or folders to the trash (folders take their contents along). Reversible with "
-        "restore_from_trash. Needs confirmation: the first call may answer status 'confirmation_required' with a "
-        "preview and a confirmation_token; show the preview to the user and call again with the same ids and "
-        "the token only if they agree."
+        "Move files/folders (with contents) to the trash; undo with restore_from_trash. A call may answer "
+        "'confirmation_required' with a preview and confirmation_token: show the preview to the user, and only if "
+        "they agree repeat the call with the same ids and the token."
     )
 
     if settings.allow_permanent_delete:
 
         async def move_to_trash_permanent(
             answer: Annotated[ElicitationResult[TrashConfirmation], Resolve(ask_human_permanent)],
-            file_ids: Annotated[Ids, Field(description="Files to trash (ids or wix: media URLs).")] = None,
-            folder_ids: Annotated[Ids, Field(description="Folders to trash, with everything in them.")] = None,
+            file_ids: Annotated[Ids, Field(description="Files to trash.")] = None,
+            folder_ids: Annotated[Ids, Field(description="Folders to trash (contents follow).")] = None,
             confirmation_token: Annotated[str | None, token_field] = None,
             permanent: Annotated[
                 bool, Field(description="Delete for good instead of trashing. Irreversible; always confirmed.")
@@ -216,32 +215,31 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
             return await trash(file_ids, folder_ids, confirmation_token, permanent, answer)
 
         mcp.add_tool(
-            move_to_trash_permanent, name="move_to_trash", title="Move to trash", description=doc,
+            move_to_trash_permanent, name="move_to_trash", description=doc,
             annotations=annotations,
         )  # fmt: skip
     else:
 
         async def move_to_trash(
             answer: Annotated[ElicitationResult[TrashConfirmation], Resolve(ask_human)],
-            file_ids: Annotated[Ids, Field(description="Files to trash (ids or wix: media URLs).")] = None,
-            folder_ids: Annotated[Ids, Field(description="Folders to trash, with everything in them.")] = None,
+            file_ids: Annotated[Ids, Field(description="Files to trash.")] = None,
+            folder_ids: Annotated[Ids, Field(description="Folders to trash (contents follow).")] = None,
             confirmation_token: Annotated[str | None, token_field] = None,
         ) -> TrashResult:
             return await trash(file_ids, folder_ids, confirmation_token, False, answer)
 
-        mcp.add_tool(move_to_trash, title="Move to trash", description=doc, annotations=annotations)
+        mcp.add_tool(move_to_trash, description=doc, annotations=annotations)
 
     @mcp.tool(
-        title="Restore from trash",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
     async def restore_from_trash(
-        file_ids: Annotated[Ids, Field(description="Trashed files to bring back.")] = None,
-        folder_ids: Annotated[Ids, Field(description="Trashed folders to bring back, with their contents.")] = None,
+        file_ids: Annotated[Ids, Field(description="Files to restore.")] = None,
+        folder_ids: Annotated[Ids, Field(description="Folders to restore (contents follow).")] = None,
     ) -> RestoreResult:
-        """Bring trashed files and folders back to where they were. Find them with search_files(root='TRASH_ROOT')."""
+        """Bring trashed files/folders back where they were (see search_files(root='TRASH_ROOT'))."""
         files, folders = _ids(file_ids), _ids(folder_ids)
         check_counts(files, folders)
         scope = state.scope()

@@ -14,7 +14,7 @@ from mcp.types import ListRootsResult, ToolAnnotations
 from pydantic import Field
 
 from media_mcp.server.fencing import LABEL_CAP, clean, clean_labels
-from media_mcp.server.outputs import FileDetails, FileResult, FolderItem, FolderResult, UploadRecipe
+from media_mcp.server.outputs import FileBrief, FileResult, FolderItem, FolderResult, UploadRecipe
 from media_mcp.server.policy import confine, refuse_upload_type
 from media_mcp.server.state import ServerState
 from media_mcp.server.tools_read import FileId, in_trash, trashed_error
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from media_mcp.wix.client import WixMediaClient
 
 RESUMABLE_ABOVE = 10 * 1024 * 1024
-FolderArg = Annotated[str | None, Field(max_length=100, description="Target folder id (default: 'media-root').")]
+FolderArg = Annotated[str | None, Field(max_length=100, description="Target folder (default 'media-root').")]
 
 
 def _clean_name(name: str, what: str) -> str:
@@ -40,6 +40,22 @@ def _default_folder(state: ServerState, folder_id: str | None) -> str:
     return allowed[0] if allowed else "media-root"
 
 
+def _sniffed_markup(source: Path) -> str | None:
+    """SVG or HTML by content, whatever the name says: backends (the library, Wix) sniff these from the bytes."""
+    with source.open("rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        return "image/svg+xml"
+    if head.startswith((b"<!doctype html", b"<html", b"<script")) or (head.startswith(b"<?xml") and b"<html" in head):
+        return "text/html"
+    return None
+
+
+def _named_type(name: str) -> str | None:
+    """The type a name's extension suggests (what a browser would assume), if any."""
+    return mimetypes.guess_type(name, strict=False)[0]
+
+
 def _mime_of(name: str, given: str | None) -> str:
     if given:
         return given.strip().lower()
@@ -51,27 +67,25 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
     settings = state.settings
     writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 
-    @mcp.tool(annotations=writes, title="Generate an upload link")
+    @mcp.tool(annotations=writes)
     async def generate_upload_url(
         file_name: Annotated[
             str, Field(min_length=1, max_length=255, description="Name with extension, e.g. cat.png.")
         ],
         mime_type: Annotated[str, Field(min_length=3, max_length=100, description="e.g. image/png.")],
-        size_bytes: Annotated[int | None, Field(ge=1, description="Exact size; required for large files.")] = None,
+        size_bytes: Annotated[int | None, Field(ge=1, description="Exact size (needed for large files).")] = None,
         folder_id: FolderArg = None,
-        private: Annotated[
-            bool, Field(description="Private files are only reachable through short-lived links.")
-        ] = False,
-        resumable: Annotated[bool | None, Field(description="Use tus (resumable). Default: yes above 10 MB.")] = None,
+        private: Annotated[bool, Field(description="Private: reachable only through short-lived links.")] = False,
+        resumable: Annotated[bool | None, Field(description="Use tus; default: above 10 MB.")] = None,
     ) -> UploadRecipe:
-        """A single-use link to upload one file into the Media Manager, with the exact steps to use it.
-
-        The link is a write capability: give it only to whoever will upload the file.
-        """
+        """A single-use upload link and the steps to use it; share it only with the uploader."""
         from media_mcp.wix import messages as msg
 
         name = _clean_name(file_name, "file_name")
         refuse_upload_type(settings, mime_type)
+        named = _named_type(name)
+        if named and named != mime_type.strip().lower():  # a page.html declared as image/png
+            refuse_upload_type(settings, named)
         if size_bytes is not None and size_bytes > settings.max_upload_bytes:
             raise ToolError(f"files larger than {settings.max_upload_bytes} bytes are not accepted by this server")
         folder = _default_folder(state, folder_id)
@@ -112,14 +126,14 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
 
         return await state.call(f"folder {folder}", run)
 
-    @mcp.tool(annotations=writes, title="Create a folder")
+    @mcp.tool(annotations=writes)
     async def create_folder(
         name: Annotated[str, Field(min_length=1, max_length=1000, description="The new folder's name.")],
         parent_folder_id: Annotated[
-            str | None, Field(max_length=100, description="Where to create it (default: top level).")
+            str | None, Field(max_length=100, description="Parent folder (default: top level).")
         ] = None,
     ) -> FolderResult:
-        """Create a folder in the Media Manager."""
+        """Create a folder."""
         folder_name = _clean_name(name, "name")
         parent = _default_folder(state, parent_folder_id)
 
@@ -132,7 +146,6 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
         return await state.call(f"folder {parent}", run)
 
     @mcp.tool(
-        title="Update a file",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
         ),
@@ -140,13 +153,13 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
     async def update_file(
         file_id: FileId,
         name: Annotated[str | None, Field(min_length=1, max_length=255, description="New name.")] = None,
-        folder_id: Annotated[str | None, Field(max_length=100, description="Move it into this folder.")] = None,
+        folder_id: Annotated[str | None, Field(max_length=100, description="New folder.")] = None,
         labels: Annotated[
             list[Annotated[str, Field(max_length=LABEL_CAP)]] | None,
-            Field(max_length=100, description="Replace its labels with these."),
+            Field(max_length=100, description="New labels (replacing the old)."),
         ] = None,
     ) -> FileResult:
-        """Rename a file, move it to another folder, or replace its labels (the old values are overwritten)."""
+        """Rename, move or relabel a file (old values are overwritten)."""
         from media_mcp.wix import messages as msg
 
         if name is None and folder_id is None and labels is None:
@@ -169,26 +182,25 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
                 "update_file", "done", files=[file.id], renamed=new_name is not None, moved_to=folder_id,
                 relabelled=new_labels is not None,
             )  # fmt: skip
-            return FileResult(file=FileDetails.of(updated))
+            return FileResult(file=FileBrief.of(updated))
 
         return await state.call(f"file {file_id}", run)
 
     @mcp.tool(
-        title="Import a file from a URL",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
         ),
     )
     async def import_file(
-        url: Annotated[str, Field(min_length=8, max_length=2000, description="Public http(s) URL of the file.")],
-        name: Annotated[str | None, Field(max_length=255, description="Name to give it, with extension.")] = None,
+        url: Annotated[str, Field(min_length=8, max_length=2000, description="Public http(s) URL.")],
+        name: Annotated[str | None, Field(max_length=255, description="Name, with extension.")] = None,
         folder_id: FolderArg = None,
-        private: Annotated[bool, Field(description="Make the imported file private.")] = False,
+        private: Annotated[bool, Field(description="Make it private.")] = False,
         mime_type: Annotated[
             str | None, Field(max_length=100, description="Its type, if the URL does not say.")
         ] = None,
     ) -> FileResult:
-        """Import a file from a public URL into the Media Manager. It arrives PENDING; poll get_file until READY."""
+        """Import a file from a public URL; it arrives PENDING: poll get_file until READY."""
         from media_mcp.wix import messages as msg
 
         if not url.lower().startswith(("http://", "https://")):
@@ -207,7 +219,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
             )  # fmt: skip
             state.audit.record("import_file", "started", files=[file.id], folders=[folder], private=private)
             return FileResult(
-                file=FileDetails.of(file), message="Import started; call get_file until status is READY (or FAILED)."
+                file=FileBrief.of(file), message="Import started; call get_file until status is READY (or FAILED)."
             )
 
         return await state.call(f"folder {folder}", run)
@@ -219,7 +231,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
         caps = ctx.client_capabilities
         return ListRoots() if caps is not None and caps.roots is not None else None
 
-    @mcp.tool(annotations=writes, title="Upload a local file")
+    @mcp.tool(annotations=writes)
     async def upload_file(
         path: Annotated[
             str, Field(min_length=1, max_length=4096, description="Local file path inside an upload root.")
@@ -227,10 +239,10 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
         roots: Annotated[ListRootsResult | None, Resolve(client_roots)],
         ctx: Context,
         folder_id: FolderArg = None,
-        private: Annotated[bool, Field(description="Make the uploaded file private.")] = False,
+        private: Annotated[bool, Field(description="Make it private.")] = False,
         name: Annotated[str | None, Field(max_length=255, description="Name in the Media Manager.")] = None,
     ) -> FileResult:
-        """Upload a file from this machine's disk (only from the allowed upload roots), reporting progress."""
+        """Upload a local file from an allowed upload root, with progress."""
         allowed = settings.upload_root_paths or _paths_of(roots)
         source = confine(path, allowed)
         size = source.stat().st_size
@@ -241,6 +253,9 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
         display = _clean_name(name or source.name, "name")
         mime = _mime_of(source.name, None)
         refuse_upload_type(settings, mime)
+        for other in (_sniffed_markup(source), _named_type(display)):
+            if other and other != mime:  # e.g. SVG saved as .png, or a .png named page.html
+                refuse_upload_type(settings, other)
         folder = _default_folder(state, folder_id)
         return await _upload(state, ctx, source, size, display, mime, folder, private)
 
@@ -268,7 +283,7 @@ async def _upload(
             "upload_file", "done", files=[file.id], folders=[folder], bytes=size, private=private,
             seconds=round(time.monotonic() - started, 3),
         )  # fmt: skip
-        return FileResult(file=FileDetails.of(file))
+        return FileResult(file=FileBrief.of(file))
 
     return await state.call(f"folder {folder}", run)
 

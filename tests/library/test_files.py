@@ -310,12 +310,30 @@ async def test_permanent_delete_removes_rows_and_bytes(api: Api) -> None:
     assert [p for p in api.library.data.blobs.rglob("*") if p.is_file()] == []
 
 
-async def test_bulk_calls_are_atomic_on_unknown_ids(api: Api) -> None:
+async def test_bulk_calls_skip_unknown_ids(api: Api) -> None:
+    """Wix reports no per-item failures for bulk delete/restore (§13): unknown ids are skipped, the rest acted on."""
     file = await api.upload("keep.txt", b"k", "text/plain")
-    response = await api.call("POST", "/bulk/files/delete", json={"fileIds": [file["id"], "unknown"]})
-    assert response.status_code == 400
-    kept = await api.ok("GET", "/files/get-file-by-id", params={"fileId": file["id"]})
-    assert kept["file"]["state"] == "OK"
+    other = await api.upload("other.txt", b"o", "text/plain")
+    only_unknown = await api.call("POST", "/bulk/files/delete", json={"fileIds": ["unknown", "a/b"]})
+    assert only_unknown.status_code == 200, only_unknown.text
+    assert only_unknown.json() == {}
+    kept = await api.ok("POST", "/files/get-files", json={"fileIds": [file["id"], other["id"]]})
+    assert [f["state"] for f in kept["files"]] == ["OK", "OK"]
+    assert (await api.ok("GET", "/trash-bin/files"))["files"] == []
+
+    trashed = await api.call("POST", "/bulk/files/delete", json={"fileIds": [file["id"], "unknown"]})
+    assert (trashed.status_code, trashed.json()) == (200, {})
+    gone = await api.ok("GET", "/files/get-file-by-id", params={"fileId": file["id"]})
+    assert (gone["file"]["state"], gone["file"]["parentFolderId"]) == ("DELETED", "trash-root")
+    restored = await api.call("POST", "/bulk/trash-bin/files/restore", json={"fileIds": ["unknown", file["id"]]})
+    assert (restored.status_code, restored.json()) == (200, {})
+    back = await api.ok("GET", "/files/get-file-by-id", params={"fileId": file["id"]})
+    assert (back["file"]["state"], back["file"]["parentFolderId"]) == ("OK", "media-root")
+    erased = await api.call("POST", "/bulk/files/delete", json={"fileIds": ["unknown", file["id"]], "permanent": True})
+    assert (erased.status_code, erased.json()) == (200, {})
+    assert (await api.call("GET", "/files/get-file-by-id", params={"fileId": file["id"]})).status_code == 400
+    still = await api.ok("GET", "/files/get-file-by-id", params={"fileId": other["id"]})
+    assert still["file"]["state"] == "OK"
     too_many = await api.call("POST", "/bulk/files/delete", json={"fileIds": ["x"] * 1001})
     assert too_many.status_code == 400
     restore_many = await api.call("POST", "/bulk/trash-bin/files/restore", json={"fileIds": ["x"] * 1001})

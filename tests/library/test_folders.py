@@ -154,7 +154,8 @@ async def test_folder_zip_keeps_the_tree(api: Api) -> None:
     outer = await api.folder("outer")
     inner = await api.folder("in/ner", outer)
     await api.upload("top.txt", b"top", "text/plain", parentFolderId=outer)
-    await api.upload("deep.png", PNG_16x8, "image/png", parentFolderId=inner, private=True)
+    await api.upload("deep.png", PNG_16x8, "image/png", parentFolderId=inner)
+    await api.upload("secret.txt", b"private", "text/plain", parentFolderId=inner, private=True)  # never zipped
     await api.upload("top.txt", b"second", "text/plain", parentFolderId=outer)
     minted = await api.ok("POST", f"/folders/{outer}/generate-download-url")
     response = await api.http.get(minted["downloadUrl"])

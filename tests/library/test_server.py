@@ -370,10 +370,11 @@ def test_version_and_help() -> None:
     for option in ("--data-dir", "--host", "--port", "--tls-cert", "--tls-key"):
         assert option in sub.stdout
 
+    # no command is ``serve``: MCP over stdio, which ends cleanly when stdin closes at once
     bare = run_cli()
-    assert bare.returncode == 2
+    assert bare.returncode == 0
     assert bare.stdout == ""
-    assert "media-mcp library" in bare.stderr
+    assert "serving MCP over stdio" in bare.stderr
 
 
 # --- in process ---------------------------------------------------------------------------------

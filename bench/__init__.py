@@ -1,0 +1,1 @@
+"""Benchmarks for media-mcp: ``python -m bench <suite>`` (see ``python -m bench --help``)."""

@@ -1,0 +1,32 @@
+"""``python -m bench <suite> [options]``: each suite registers its own options and runner."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from bench import library, mcp
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="media-mcp benchmarks")
+    suites = parser.add_subparsers(dest="suite", metavar="SUITE", required=True)
+    runners: dict[str, Callable[[argparse.Namespace], int]] = {}
+    sub = suites.add_parser("library", help=library.HELP, description=library.DESCRIPTION)
+    library.add_arguments(sub)
+    runners["library"] = library.run
+    sub = suites.add_parser("mcp", help=mcp.HELP, description=mcp.DESCRIPTION)
+    mcp.add_arguments(sub)
+    runners["mcp"] = mcp.run
+    return parser, runners
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, runners = _parser()
+    args = parser.parse_args(argv)
+    return runners[args.suite](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
