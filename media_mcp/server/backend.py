@@ -18,8 +18,10 @@ import anyio.to_thread
 from media_mcp import errors
 
 if TYPE_CHECKING:
+    import httpx
     import uvicorn
 
+    from media_mcp.library.service import Library
     from media_mcp.settings import LibrarySettings
     from media_mcp.wix.client import WixMediaClient
 
@@ -78,6 +80,8 @@ class LocalBackend:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._client: WixMediaClient | None = None
+        self._library: Library | None = None
+        self._owned_http: httpx.AsyncClient | None = None
 
     def start(self) -> None:
         if self._thread is None:
@@ -110,6 +114,7 @@ class LocalBackend:
         with Library.open(self.settings) as library:
             self.base_url = f"http://{host}:{sock.getsockname()[1]}"
             self._api_key, self._site_id = library.api_key, library.site_id
+            self._library = library
             config = uvicorn.Config(
                 create_app(library),
                 log_level="warning",
@@ -153,18 +158,32 @@ class LocalBackend:
         ready = await anyio.to_thread.run_sync(self._ready.wait, READY_TIMEOUT)
         if not ready or self._failure or self.base_url is None or self._api_key is None:
             reason = self._failure or "it did not start in time"
-            raise errors.Unavailable(f"the embedded media library is not available: {reason}", code="LIBRARY_DOWN")
+            # not retryable: the reason (a taken port, a locked data directory) stays until the operator acts
+            raise errors.MediaError(f"the embedded media library is not available: {reason}", code="LIBRARY_DOWN")
+        import httpx
         from pydantic import SecretStr
 
+        from media_mcp.library.app import create_app
         from media_mcp.wix.auth import ApiKeyAuth
         from media_mcp.wix.client import WixMediaClient
 
-        self._client = WixMediaClient(self.base_url, ApiKeyAuth(SecretStr(self._api_key), self._site_id))
+        auth = ApiKeyAuth(SecretStr(self._api_key), self._site_id)
+        if self._library is None:  # another process serves the library: talk to it over loopback
+            self._client = WixMediaClient(self.base_url, auth)
+            return self._client
+        # Ours: call its app in-process, skipping a socket round trip per call. The base URL stays the loopback
+        # address, so the links it mints are the ones uvicorn serves to browsers, curl and tus clients.
+        transport = httpx.ASGITransport(app=create_app(self._library))
+        http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(60.0))
+        self._client = WixMediaClient(self.base_url, auth, http=http)
+        self._owned_http = http
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+        if self._owned_http is not None:
+            await self._owned_http.aclose()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -34,6 +34,8 @@ def compact(node: Any, *, prose: bool) -> Any:
             out[key] = {name: compact(sub, prose=prose) for name, sub in value.items()}
             continue
         if key == "items":  # the array's own description says it
+            if value == {}:  # any item: same as saying nothing, and validators need not visit each one
+                continue
             out[key] = compact(value, prose=False)
             continue
         out[key] = compact(value, prose=prose)
