@@ -126,7 +126,12 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
     backend.start()
     shown = f"[{host}]" if ":" in host else host
     run.log_to_stderr(run.banner(backend, library, "streamable HTTP", f" at http://{shown}:{port}/mcp"))
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", server_header=False)).run()
+    try:
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", server_header=False)).run()
+    finally:
+        import anyio
+
+        anyio.run(backend.aclose)  # stop the embedded library's thread and close its database cleanly
     return 0
 
 
