@@ -117,11 +117,9 @@ class LibraryServer:
         return self._proc.pid
 
     def __enter__(self) -> LibraryServer:
-        for attempt in range(3):
+        for _ in range(3):  # a start fails fast if another program took the free port in between
             if self._try_start():
                 return self
-            if attempt == 2:
-                break
         raise RuntimeError(f"the library did not start; its log ({self.log_path}):\n{self._log_tail()}")
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

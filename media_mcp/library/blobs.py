@@ -20,19 +20,13 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from media_mcp.library.datadir import fsync_dir
+
 BLOCK = 1024 * 1024
 HEAD_BYTES = 8192
 FLUSH_EVERY = 8 * BLOCK
 """An upload is written back to disk in the background every this many bytes, so its final fsync is short."""
 _datasync = getattr(os, "fdatasync", os.fsync)
-
-
-def _fsync_dir(path: Path) -> None:
-    dir_fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class TooLarge(Exception):
@@ -192,7 +186,7 @@ class BlobStore:
         except FileExistsError:
             pass
         else:
-            _fsync_dir(self.blobs)
+            fsync_dir(self.blobs)
         return target
 
     def commit(self, received: Received) -> str:
@@ -200,7 +194,7 @@ class BlobStore:
         key = secrets.token_hex(16)
         target = self._shard(key)
         os.replace(received.path, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return key
 
     def link(self, received: Received) -> str:
@@ -217,7 +211,7 @@ class BlobStore:
             shutil.copyfile(received.path, target)
             with open(target, "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return key
 
     def discard(self, key: str) -> None:

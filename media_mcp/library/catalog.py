@@ -108,6 +108,11 @@ class Page:
     descending: bool
     limit: int
     after: tuple[Any, Any] | None = None
+    text_match: str | None = None  # the full-text query inside ``where``, if any
+
+
+FEW_MATCHES = 2000
+"""Up to this many text matches, a search reads its matches first and sorts them; above, it walks the sorted index."""
 
 
 def _search_text(display_name: str, mime_type: str, labels: Iterable[str]) -> str:
@@ -120,6 +125,12 @@ def search_words(text: str) -> list[str]:
     return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text).lower().split()
 
 
+def text_match(text: str) -> str | None:
+    """The FTS5 query for the words long enough for the trigram index (each quoted, all required)."""
+    long_words = [w for w in search_words(text) if len(w) >= 3]
+    return " ".join('"' + w.replace('"', '""') + '"' for w in long_words) if long_words else None
+
+
 def search_clause(text: str) -> tuple[str, list[Any]]:
     """SQL matching every word of ``text`` anywhere in name, MIME type or labels (case-insensitive).
 
@@ -129,10 +140,10 @@ def search_clause(text: str) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     words = search_words(text)
-    long_words = [w for w in words if len(w) >= 3]
-    if long_words:
+    match = text_match(text)
+    if match is not None:
         clauses.append("seq IN (SELECT rowid FROM files_text WHERE files_text MATCH ?)")
-        params.append(" ".join('"' + w.replace('"', '""') + '"' for w in long_words))
+        params.append(match)
     for word in (w for w in words if len(w) < 3):
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append("lower((SELECT body FROM files_text WHERE rowid = seq)) LIKE ? ESCAPE '\\'")
@@ -335,7 +346,14 @@ class Catalog:
 
     def list_files(self, page: Page) -> list[FileRow]:
         with self.db.read() as conn:
-            return [FileRow.from_row(r) for r in conn.execute(*_page_sql("files", page))]
+            narrow = False
+            if page.text_match is not None:
+                found = conn.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM files_text WHERE files_text MATCH ? LIMIT ?)",
+                    (page.text_match, FEW_MATCHES + 1),
+                ).fetchone()[0]
+                narrow = found <= FEW_MATCHES
+            return [FileRow.from_row(r) for r in conn.execute(*_page_sql("files", page, narrow=narrow))]
 
     def folder_files(self, folder_id: str, cap: int) -> list[FileRow]:
         """Every public file under a folder, at any depth, in a stable order, at most ``cap + 1`` (for zips).
@@ -482,8 +500,12 @@ class Catalog:
             return [FolderRow.from_row(r) for r in conn.execute(*_page_sql("folders", page))]
 
 
-def _page_sql(table: str, page: Page) -> tuple[str, tuple[Any, ...]]:
-    """Keyset paging: rows after ``page.after`` in (sort column, id) order."""
+def _page_sql(table: str, page: Page, *, narrow: bool = False) -> tuple[str, tuple[Any, ...]]:
+    """Keyset paging: rows after ``page.after`` in (sort column, id) order.
+
+    ``narrow``: few rows match the text, so fetch them by rowid and sort them, rather than walking a
+    sorted index through every row of the scope (``NOT INDEXED`` still allows the rowid lookups).
+    """
     where, params = page.where, page.params
     op = "<" if page.descending else ">"
     if page.after is not None:
@@ -491,5 +513,6 @@ def _page_sql(table: str, page: Page) -> tuple[str, tuple[Any, ...]]:
         where = f"({where}) AND ({col} {op} ? OR ({col} = ? AND id {op} ?))"
         params = (*params, page.after[0], page.after[0], page.after[1])
     direction = "DESC" if page.descending else "ASC"
-    sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {page.sort_column} {direction}, id {direction} LIMIT ?"
+    source = f"{table} NOT INDEXED" if narrow else table
+    sql = f"SELECT * FROM {source} WHERE {where} ORDER BY {page.sort_column} {direction}, id {direction} LIMIT ?"
     return sql, (*params, page.limit + 1)

@@ -13,7 +13,8 @@ SIGNING_KEY_FILE = "signing_key"
 LOCK_FILE = "library.lock"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a new or renamed file in it) durable, where the platform allows."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # Windows cannot open a directory
@@ -93,7 +94,7 @@ class DataDir:
                     os.replace(tmp, path)
             else:
                 os.replace(tmp, path)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         finally:
             tmp.unlink(missing_ok=True)
         return make.strip()

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from media_mcp.library.catalog import FileRow, FolderRow, Page, search_clause
+from media_mcp.library.catalog import FileRow, FolderRow, Page, search_clause, text_match
 from media_mcp.library.errors import ApiError, invalid
 from media_mcp.wix import models as m
 
@@ -170,6 +170,7 @@ def page_of(query: Query, paging: m.CursorPaging | None, after: tuple[Any, str] 
         descending=query.descending,
         limit=limit,
         after=after,
+        text_match=text_match(query.search) if query.kind == "files" and query.search else None,
     )
 
 

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from media_mcp.library.api_files import catalog_error
 from media_mcp.library.blobs import Received, TooLarge
 from media_mcp.library.catalog import CatalogError, FileRow
+from media_mcp.library.datadir import fsync_dir
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError
 from media_mcp.library.probe import probe
@@ -256,6 +257,7 @@ async def tus_create(request: Request) -> Response:
             429, f"this token already has {MAX_ACTIVE_PER_TOKEN} unfinished uploads: finish or DELETE one first"
         )
     lib.part_path(upload_id).touch(mode=0o600, exist_ok=False)  # a record without its part is dropped at start-up
+    fsync_dir(lib.data.resumable)  # so acknowledged bytes survive a power cut, not only a killed process
     location = f"{base_url(request)}/upload/tus/files/{upload_id}"
     return Response(status_code=201, headers=_tus_headers(Location=location, **{"Upload-Offset": "0"}))
 

@@ -656,13 +656,13 @@ async def test_bulk_folder_calls_skip_unknown_ids(asgi_api: Api) -> None:
 
 def test_a_new_blob_directory_is_fsynced_in_its_parent(library: Library, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[Path] = []
-    real = blobs_module._fsync_dir
+    real = blobs_module.fsync_dir
 
     def record(path: Path) -> None:
         synced.append(Path(path))
         real(path)
 
-    monkeypatch.setattr(blobs_module, "_fsync_dir", record)
+    monkeypatch.setattr(blobs_module, "fsync_dir", record)
     source = library.data.incoming / "one"
     source.write_bytes(b"one")
     key = library.blobs.commit(blobs_module.Received(path=source, size=3, md5="", head=b""))
