@@ -7,11 +7,27 @@ import os
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 Clock = Callable[[], float]
+
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+
+
+def _escape_invisible(line: str) -> str:
+    """JSON escapes for what ``ensure_ascii=False`` leaves raw but a terminal or a line splitter would act on.
+
+    Ids in an entry can come from the caller: U+2028 or NEL would split the line for many readers, and bidi
+    controls would reorder what a person reads. Such characters only occur inside JSON strings, where the
+    escape means the same.
+    """
+    if line.isascii() and line.isprintable():
+        return line
+    return "".join(json.dumps(ch)[1:-1] if unicodedata.category(ch) in _INVISIBLE else ch for ch in line)
 
 
 class AuditLog:
@@ -43,7 +59,7 @@ class AuditLog:
         if folders:
             entry["folders"] = folders
         entry.update({k: v for k, v in details.items() if v is not None})
-        line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n"
+        line = _escape_invisible(json.dumps(entry, separators=(",", ":"), ensure_ascii=False)) + "\n"
         if self.target is None:
             return
         with self._lock:

@@ -28,6 +28,15 @@ def _visible(ch: str) -> bool:
     return unicodedata.category(ch) not in _REMOVE_CATEGORIES
 
 
+def visible(text: str, cap: int = 200) -> str:
+    """Caller-supplied text (an id, a path) quoted in a message: invisible characters escaped, not dropped, and capped.
+
+    Unlike `clean`, nothing is removed, so the caller can see exactly which id was refused.
+    """
+    shown = "".join(ch if _visible(ch) else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return shown if len(shown) <= cap else shown[: cap - 1] + "…"
+
+
 def clean_labels(labels: list[str], cap: int = 50) -> list[str]:
     cleaned = [clean(label, LABEL_CAP) for label in labels[:cap]]
     return [label for label in cleaned if label]

@@ -138,6 +138,12 @@ def advice(exc: errors.MediaError, subject: str) -> ToolError:
     elif isinstance(exc, errors.RateLimited):
         wait = f"{exc.retry_after:.0f} seconds" if exc.retry_after else "a minute"
         text = f"the media service is rate-limiting requests; wait {wait} and call again"
+    elif isinstance(exc, errors.Unavailable) and exc.code == "OUTCOME_UNKNOWN":  # a write sent, never answered
+        text = (
+            f"the media service did not confirm this change{detail}. It is a temporary failure, but before calling "
+            "again check whether the change was made (search_files, search_folders or get_file), so it is not made "
+            "twice"
+        )
     elif isinstance(exc, errors.Unavailable):
         text = f"the media service is unavailable right now{detail}. Call again in a moment"
     else:

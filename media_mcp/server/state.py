@@ -7,10 +7,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
+
 from media_mcp import errors
 from media_mcp.server.audit import AuditLog
 from media_mcp.server.backend import Backend
 from media_mcp.server.confirm import ConfirmTokens
+from media_mcp.server.fencing import visible
 from media_mcp.server.policy import Scope, advice
 from media_mcp.settings import ServerSettings
 
@@ -39,4 +43,12 @@ class ServerState:
             client = await self.backend.client()
             return await op(client)
         except errors.MediaError as exc:
-            raise advice(exc, subject) from None
+            raise advice(exc, visible(subject)) from None
+        except ValidationError as exc:  # a request model refused an argument (answers are checked in the adapter)
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ToolError(
+                f"{visible(subject)}: an argument does not fit the media API ({visible(fields, 500)}); fix it and call "
+                "again"
+            ) from None

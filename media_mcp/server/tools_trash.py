@@ -16,7 +16,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from media_mcp.server.confirm import TokenRefused
-from media_mcp.server.fencing import clean
+from media_mcp.server.fencing import clean, visible
 from media_mcp.server.outputs import Preview, RestoreResult, TrashResult
 from media_mcp.server.state import ServerState
 
@@ -37,6 +37,8 @@ class Plan:
     folders: list[str]
     items: list[Preview]
     origins: dict[str, str]
+    all_in_trash: bool = False
+    """Every item is in the trash already: trashing them again changes nothing."""
 
     @property
     def total_bytes(self) -> int:
@@ -54,9 +56,11 @@ async def _plan(state: ServerState, client: "WixMediaClient", file_ids: list[str
     scope = state.scope()
     items: list[Preview] = []
     origins: dict[str, str] = {}
+    trashed = 0
     for start in range(0, len(file_ids), 100):
         for file in await client.get_files(file_ids[start : start + 100]):
             await scope.require_file(client, file)
+            trashed += file.state.value == "DELETED" or file.parent_folder_id == "trash-root"
             items.append(Preview(id=file.id, kind="file", name=clean(file.display_name), size=file.size_in_bytes))
             origins[file.id] = file.parent_folder_id or "media-root"
     for folder_id in folder_ids:
@@ -64,9 +68,10 @@ async def _plan(state: ServerState, client: "WixMediaClient", file_ids: list[str
             raise ToolError(f"{folder_id!r} is a system folder and cannot be moved to the trash")
         folder = await client.get_folder(folder_id)
         await scope.require_folder(client, folder.id)
+        trashed += folder.state.value == "DELETED"
         items.append(Preview(id=folder.id, kind="folder", name=clean(folder.display_name)))
         origins[folder.id] = folder.parent_folder_id or "media-root"
-    return Plan(files=file_ids, folders=folder_ids, items=items, origins=origins)
+    return Plan(files=file_ids, folders=folder_ids, items=items, origins=origins, all_in_trash=trashed == len(items))
 
 
 def _describe(plan: Plan, permanent: bool) -> str:
@@ -180,7 +185,15 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
             except TokenRefused as exc:
                 state.audit.record("move_to_trash", "token_refused", files=files, folders=folders)
                 raise ToolError(str(exc)) from None
-            return await act(files, folders, permanent, plan, "token")
+            if state.tokens.spent(confirmation_token) and not plan.all_in_trash:  # say, replayed after a restore
+                state.audit.record("move_to_trash", "token_refused", files=files, folders=folders)
+                raise ToolError(
+                    "the confirmation_token was already used and these items are no longer all in the trash; call "
+                    "again without it and ask the user again"
+                )
+            done = await act(files, folders, permanent, plan, "token")
+            state.tokens.spend(confirmation_token)  # a replay (say after a restore) must ask the user again
+            return done
         token, expires = state.tokens.mint(action, files, folders)
         what = "delete these permanently" if permanent else "move these to the trash"
         return TrashResult(
@@ -248,8 +261,8 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
                 origin = state.origins.get(item) or state.audit.trashed_from(item)
                 if origin is None:
                     raise ToolError(
-                        f"{item} was not trashed through this server, so it cannot be shown to come from the folders "
-                        "this server may use; the site owner can restore it in the Media Manager"
+                        f"{visible(item)} was not trashed through this server, so it cannot be shown to come from the "
+                        "folders this server may use; the site owner can restore it in the Media Manager"
                     )
 
                 async def check(client: "WixMediaClient", origin: str = origin) -> None:

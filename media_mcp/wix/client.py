@@ -25,7 +25,7 @@ from media_mcp.wix import models as m
 from media_mcp.wix import transfers
 from media_mcp.wix.auth import ApiKeyAuth, Auth, OAuthAuth
 from media_mcp.wix.ids import plain_file_id
-from media_mcp.wix.mapping import from_response, from_transport, never_sent
+from media_mcp.wix.mapping import UNSURE_STATUSES, from_response, from_transport, never_sent, outcome_unknown
 from media_mcp.wix.resilience import RETRY_STATUSES, Clock, RateLimiter, RetryPolicy, Sleep
 
 log = logging.getLogger("media_mcp.wix")
@@ -60,6 +60,13 @@ def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _segment(folder_id: str) -> str:
+    """A folder id as one URL path segment; ids a path would swallow ('', '.', '..') name no folder."""
+    if folder_id.strip() in ("", ".", ".."):
+        raise e.NotFound(f"no folder has the id {folder_id!r}", code="FOLDER_NOT_FOUND", status=404)
+    return quote(folder_id, safe="")
 
 
 class WixMediaClient:
@@ -142,12 +149,19 @@ class WixMediaClient:
                 await self._limiter.acquire()
             headers = await self._auth.headers(self.http) if self._auth is not None else {}
             try:
-                response = await self.http.request(method, url, json=json, params=params, headers=headers)
+                response = await self.http.request(
+                    method, url, json=json, params=params, headers=headers, timeout=self._attempt_timeout(deadline)
+                )
+            except httpx.InvalidURL as exc:  # an argument that no URL can carry (too long): never sent
+                raise e.InvalidRequest(f"{name}: {exc}; shorten the arguments", code="URL_TOO_LONG") from None
             except httpx.HTTPError as exc:
                 error = from_transport(exc, name)
                 if (idempotent or never_sent(exc)) and await self._backoff(name, attempt, deadline, error):
                     attempt += 1
                     continue
+                if not idempotent and not never_sent(exc):  # sent: the write may have been done
+                    why = f"the request was sent but no answer came ({type(exc).__name__})"
+                    raise outcome_unknown(name, why) from None
                 raise error from None
             if response.status_code == 401 and not refreshed and self._auth is not None and self._auth.invalidate():
                 refreshed = True
@@ -160,13 +174,28 @@ class WixMediaClient:
                     if idempotent and await self._backoff(name, attempt, deadline, error):
                         attempt += 1
                         continue
+                    if not idempotent:  # a success status: most likely done, but the answer cannot say what
+                        raise outcome_unknown(name, "the server answered an unreadable body") from None
                     raise error from None
             error = from_response(response)
             retry = response.status_code in RETRY_STATUSES and idempotent
             if retry and await self._backoff(name, attempt, deadline, error):
                 attempt += 1
                 continue
+            if not idempotent and response.status_code in UNSURE_STATUSES:
+                why = f"the server failed while handling it (HTTP {response.status_code})"
+                raise outcome_unknown(name, why, response.status_code) from None
             raise error
+
+    def _attempt_timeout(self, deadline: float) -> httpx.Timeout | httpx._client.UseClientDefault:
+        """The client's timeouts, cut to what is left of the call's budget, so a stalled attempt cannot outlast it."""
+        left = max(deadline - self._clock(), 0.05)
+        limits = self.http.timeout
+        parts = (limits.connect, limits.read, limits.write, limits.pool)
+        if all(part is not None and part <= left for part in parts):
+            return httpx.USE_CLIENT_DEFAULT
+        connect, read, write, pool = (left if part is None else min(part, left) for part in parts)
+        return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
 
     async def _backoff(self, name: str, attempt: int, deadline: float, error: e.MediaError) -> bool:
         """Wait before another attempt, if attempts and the time budget allow one."""
@@ -293,7 +322,7 @@ class WixMediaClient:
 
     async def get_folder(self, folder_id: str) -> m.Folder:
         """D2."""
-        path = f"/folders/{quote(folder_id, safe='')}"
+        path = f"/folders/{_segment(folder_id)}"
         reply = await self._call("get_folder", "GET", path, msg.FolderResponse, idempotent=True)
         return reply.folder
 
@@ -315,13 +344,13 @@ class WixMediaClient:
         """D5: rename or move."""
         paths = [k for k in ("displayName", "parentFolderId") if k in update.to_wire()]
         body = msg.UpdateFolderRequest(folder=update, field_mask=",".join(paths) or None)
-        path = f"/folders/{quote(update.id, safe='')}"
+        path = f"/folders/{_segment(update.id)}"
         reply = await self._call("update_folder", "PATCH", path, msg.FolderResponse, idempotent=True, body=body)
         return reply.folder
 
     async def generate_folder_download_url(self, folder_id: str) -> str:
         """D6: a permanent zip link for a folder tree."""
-        path = f"/folders/{quote(folder_id, safe='')}/generate-download-url"
+        path = f"/folders/{_segment(folder_id)}/generate-download-url"
         reply = await self._call(
             "generate_folder_download_url", "POST", path, msg.GenerateFolderDownloadUrlResponse, idempotent=True
         )

@@ -75,6 +75,19 @@ def from_transport(exc: httpx.HTTPError, what: str) -> e.MediaError:
     return e.Unavailable(f"{what}: could not complete the request ({type(exc).__name__})", code="TRANSPORT")
 
 
+OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+UNSURE_STATUSES = frozenset({500, 502, 504})
+"""Answers to a write that say nothing about whether it was done (a 429 or 503 means it was not)."""
+
+
+def outcome_unknown(what: str, why: str, status: int | None = None) -> e.Unavailable:
+    """A write that reached the server but got no usable answer: it may or may not have been done.
+
+    Retryable in the sense that the service may work again, but not blindly: check first, or it may happen twice.
+    """
+    return e.Unavailable(f"{what}: {why}, so it may or may not have been done", code=OUTCOME_UNKNOWN, status=status)
+
+
 def never_sent(exc: httpx.HTTPError) -> bool:
     """True if the request provably never reached the server (safe to retry even a create)."""
     return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from media_mcp import errors as e
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
-from media_mcp.wix.mapping import from_response, from_transport, never_sent
+from media_mcp.wix.mapping import UNSURE_STATUSES, from_response, from_transport, never_sent, outcome_unknown
 from media_mcp.wix.resilience import RetryPolicy, Sleep
 
 Progress = Callable[[int, int | None], Awaitable[None] | None]
@@ -54,12 +54,16 @@ async def _blocks(path: Path, size: int, progress: Progress | None) -> AsyncIter
 
 
 def _file_reply(response: httpx.Response, what: str) -> m.FileDescriptor:
+    """The file a finished upload answers; an answer that cannot say whether the file was stored says so."""
+    if response.status_code in UNSURE_STATUSES:
+        status = response.status_code
+        raise outcome_unknown(what, f"the server failed while storing it (HTTP {status})", status)
     if not response.is_success:
         raise from_response(response)
     try:
         return msg.UploadFileResponse.model_validate(response.json()).file
     except (ValueError, ValidationError):
-        raise e.Unavailable(f"{what}: the server answered an unreadable body", code="BAD_RESPONSE") from None
+        raise outcome_unknown(what, "the server answered an unreadable body") from None
 
 
 async def put_file(
@@ -80,9 +84,11 @@ async def put_file(
                 upload_url, params=params, headers=headers, content=_blocks(source, size, progress)
             )
         except httpx.HTTPError as exc:
-            if never_sent(exc) and attempt < 2:
-                continue
-            raise from_transport(exc, "upload") from None
+            if never_sent(exc):
+                if attempt < 2:
+                    continue
+                raise from_transport(exc, "upload") from None
+            raise outcome_unknown("upload", f"the file was sent but no answer came ({type(exc).__name__})") from None
         return _file_reply(response, "upload")
     raise AssertionError("unreachable")
 
@@ -132,14 +138,21 @@ class TusUpload:
                     offset = await self._patch(fh, offset, size)
                     failures = 0
                     await _report(self.progress, offset, size)
-                except (httpx.TransportError, e.Unavailable, e.Conflict) as exc:
+                except (httpx.TransportError, e.Unavailable, e.Conflict, e.RateLimited) as exc:
                     failures += 1
                     if failures >= self.retry.attempts:
                         if isinstance(exc, httpx.HTTPError):
                             raise from_transport(exc, "resumable upload") from None
                         raise
-                    await self.sleep(self.retry.delay(failures - 1, None))
-                    offset = await self._head()
+                    hint = exc.retry_after if isinstance(exc, e.RateLimited) else None
+                    await self.sleep(self.retry.delay(failures - 1, hint))
+                    # a failed HEAD is not the end: a PATCH at a stale offset answers 409, which leads to another HEAD
+                    try:
+                        offset = await self._head()
+                    except e.RateLimited as refused:
+                        await self.sleep(self.retry.delay(failures - 1, refused.retry_after))
+                    except e.Unavailable:
+                        pass
         finally:
             await anyio.to_thread.run_sync(fh.close)
         return await self._finish()
@@ -195,7 +208,10 @@ class TusUpload:
         try:
             response = await self.http.put(url, params={"filename": self.file_name}, content=b"")
         except httpx.HTTPError as exc:
-            raise from_transport(exc, "resumable upload") from None
+            if never_sent(exc):
+                raise from_transport(exc, "resumable upload") from None
+            why = f"the finishing request was sent but no answer came ({type(exc).__name__})"
+            raise outcome_unknown("resumable upload", why) from None
         return _file_reply(response, "resumable upload")
 
 

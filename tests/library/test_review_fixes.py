@@ -656,7 +656,7 @@ async def test_bulk_folder_calls_skip_unknown_ids(asgi_api: Api) -> None:
 
 def test_a_new_blob_directory_is_fsynced_in_its_parent(library: Library, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[Path] = []
-    real = blobs_module.fsync_dir
+    from media_mcp.library.datadir import fsync_dir as real
 
     def record(path: Path) -> None:
         synced.append(Path(path))
