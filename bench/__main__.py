@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import library, mcp
+from bench import library, mcp, reliability
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
@@ -19,6 +19,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
     sub = suites.add_parser("mcp", help=mcp.HELP, description=mcp.DESCRIPTION)
     mcp.add_arguments(sub)
     runners["mcp"] = mcp.run
+    sub = suites.add_parser("reliability", help=reliability.HELP, description=reliability.DESCRIPTION)
+    reliability.add_arguments(sub)
+    runners["reliability"] = reliability.run
     return parser, runners
 
 

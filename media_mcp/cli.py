@@ -126,9 +126,23 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
     backend.start()
     shown = f"[{host}]" if ":" in host else host
     run.log_to_stderr(run.banner(backend, library, "streamable HTTP", f" at http://{shown}:{port}/mcp"))
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # uvicorn re-raises the signal that stopped it once it has shut down: SIGTERM's default action would kill the
+    # process there, before the backend is closed; as a KeyboardInterrupt (like SIGINT) it ends here instead
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if main else None
     try:
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", server_header=False)).run()
+    except KeyboardInterrupt:
+        pass
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         import anyio
 
         anyio.run(backend.aclose)  # stop the embedded library's thread and close its database cleanly

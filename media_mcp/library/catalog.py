@@ -11,7 +11,7 @@ import json
 import sqlite3
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from media_mcp.library.db import Database
@@ -111,6 +111,8 @@ class Page:
     text_match: str | None = None  # the full-text query inside ``where``, if any
 
 
+MATCH_SQL = "seq IN (SELECT rowid FROM files_text WHERE files_text MATCH ?)"
+LISTED_SQL = "seq IN (SELECT value FROM json_each(?))"
 FEW_MATCHES = 2000
 """Up to this many text matches, a search reads its matches first and sorts them; above, it walks the sorted index."""
 
@@ -142,7 +144,7 @@ def search_clause(text: str) -> tuple[str, list[Any]]:
     words = search_words(text)
     match = text_match(text)
     if match is not None:
-        clauses.append("seq IN (SELECT rowid FROM files_text WHERE files_text MATCH ?)")
+        clauses.append(MATCH_SQL)
         params.append(match)
     for word in (w for w in words if len(w) < 3):
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -348,11 +350,18 @@ class Catalog:
         with self.db.read() as conn:
             narrow = False
             if page.text_match is not None:
-                found = conn.execute(
-                    "SELECT count(*) FROM (SELECT 1 FROM files_text WHERE files_text MATCH ? LIMIT ?)",
-                    (page.text_match, FEW_MATCHES + 1),
-                ).fetchone()[0]
-                narrow = found <= FEW_MATCHES
+                found = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT rowid FROM files_text WHERE files_text MATCH ? LIMIT ?",
+                        (page.text_match, FEW_MATCHES + 1),
+                    )
+                ]
+                if len(found) <= FEW_MATCHES:  # match once, then look the few rows up by rowid
+                    narrow = True
+                    at = page.params.index(page.text_match)
+                    params = (*page.params[:at], json.dumps(found), *page.params[at + 1 :])
+                    page = replace(page, where=page.where.replace(MATCH_SQL, LISTED_SQL, 1), params=params)
             return [FileRow.from_row(r) for r in conn.execute(*_page_sql("files", page, narrow=narrow))]
 
     def folder_files(self, folder_id: str, cap: int) -> list[FileRow]:

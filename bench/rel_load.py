@@ -1,0 +1,608 @@
+"""Load: concurrent MCP sessions over streamable HTTP against ``media-mcp --transport http`` on the embedded library.
+
+The server is spawned as a child process (its own data directory, a free loopback port, ``MEDIA_MCP_CONFIRM=allow``,
+an upload root) and seeded through MCP: a folder of shared files every session reads, one file per session that
+only that session writes (so concurrent writes never race each other into "expected" errors), and a scratch folder
+for ``create_folder``. Then a warm-up round and ``repeats`` measured rounds; in each, ``sessions`` sessions open at
+once (alternately the 2025-11-25 ``initialize`` handshake and the 2026-07-28 ``auto`` era) and make ``calls`` mixed
+calls each: ``search_files``, ``get_file``, ``search_folders``, ``generate_download_url``, ``create_folder``,
+``update_file`` and a few ``move_to_trash``/``restore_from_trash`` pairs on the session's own file.
+
+Every call's latency and outcome is recorded (a tool error, an exception or a timeout is an error). After the
+seeding, the warm-up and each round the server's resident memory is read from ``/proc/<pid>/status`` (``VmRSS``
+covers every thread, so the embedded library's thread is included), once it has settled. At the end the library
+is checked for lost or doubled writes: the scratch folder holds exactly the folders that ``create_folder``
+reported, and every session's file carries the name it last set and is not in the trash.
+
+The client runs in this process on the same machine as the server, so latency includes the client's own work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+CALL_TIMEOUT = 30.0
+"""Longest a single tool call may take before it counts as an error (timeout)."""
+SESSION_OPEN_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+SETTLE_TIMEOUT = 3.0
+"""Longest the memory reading waits for RSS to settle after a round."""
+SETTLE_STEP = 0.25
+SETTLE_BYTES = 256 * 1024
+MEMORY_TOLERANCE_MIB = 5.0
+"""Allowed VmRSS growth from the first to the last measured round (by default two rounds of 50 sessions and 5,000
+calls each lie between them).
+
+5 MiB would be a leak of ~50 KiB per session (a session's transport, streams and task group) or ~0.5 KiB per call
+(a request or response body kept). The growth the server does show is below it, measured on the 2-core CI machine:
+~0.8 MiB per 5,000-call round, about 0.15 KiB per call, linear over a 50,000-call soak (its source is not pinned
+down yet). It is no Python object: after ``gc.collect()`` tracemalloc's traced size and pymalloc's allocated blocks
+stay flat (+30 KiB over 4,000 calls); about a third is pymalloc arena fragmentation (one more 1 MiB arena per
+~12,000 calls), the rest native allocations outside pymalloc that ``malloc_trim`` does not give back.
+``memory_growth_per_1k_calls_kib`` in the figures tracks it.
+"""
+SHARED_FILES = 10
+PNG_16x8 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000010000000080806000000"
+    "1ff3ff610000000d49444154789c6360a0100000000300015f5d5f6e0000000049454e44ae426082"
+)
+MIX = {
+    "search_files": 25,
+    "get_file": 20,
+    "search_folders": 10,
+    "generate_download_url": 15,
+    "create_folder": 8,
+    "update_file": 14,
+}
+"""Relative weights of the single calls; trash/restore pairs come on top (one pair per 25 calls, at least one)."""
+
+
+# --- the server process ----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _command() -> list[str]:
+    """``media-mcp`` from this interpreter's environment (``python -m media_mcp`` if the script is not there)."""
+    script = Path(sys.executable).parent / "media-mcp"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "media_mcp"]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+MEMORY_FIELDS = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "Threads")
+
+
+def _memory(pid: int) -> dict[str, int]:
+    """VmRSS and its parts (anonymous, file-backed, shared) in bytes, and the thread count, from /proc/<pid>/status."""
+    found: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in MEMORY_FIELDS:
+            number = int(value.split()[0])
+            found[key] = number if key == "Threads" else number * 1024
+    return found
+
+
+@dataclass
+class Server:
+    work: Path
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    uploads: Path
+    stop_signal: str = ""
+
+    def alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {self.proc.returncode}: {self.log_tail()}")
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def settled_memory(self) -> dict[str, int]:
+        """Memory once two VmRSS readings SETTLE_STEP apart differ by less than SETTLE_BYTES (within SETTLE_TIMEOUT)."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        memory = _memory(self.proc.pid)
+        while time.monotonic() < deadline:
+            self._pause(SETTLE_STEP)
+            now = _memory(self.proc.pid)
+            settled = abs(now.get("VmRSS", 0) - memory.get("VmRSS", 0)) < SETTLE_BYTES
+            memory = now
+            if settled:
+                break
+        return memory
+
+    def _pause(self, seconds: float) -> None:
+        """Wait for the child to exit, at most ``seconds``: a bounded pause that notices a crash at once."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=seconds)
+        self.alive()
+
+    def wait_ready(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + START_TIMEOUT
+        with httpx.Client(timeout=2.0, trust_env=False) as http:
+            while True:
+                self.alive()
+                with contextlib.suppress(httpx.HTTPError):
+                    if http.get(f"{self.url}/healthz").status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the server did not answer /healthz within {START_TIMEOUT:.0f}s")
+                self._pause(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM (a graceful shutdown, then the backend closed), SIGKILL only if it does not exit within
+        STOP_TIMEOUT."""
+        if self.proc.poll() is not None:
+            self.stop_signal = self.stop_signal or "exited by itself"
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+            self.stop_signal = "SIGTERM"
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT)
+            self.stop_signal = f"SIGKILL (no exit within {STOP_TIMEOUT:.0f}s of SIGTERM)"
+
+
+@contextlib.contextmanager
+def spawn(work: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    uploads = work / "uploads"
+    for sub in (uploads, work / "home", work / "data"):
+        sub.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(work / "home"),
+        "MEDIA_MCP_BACKEND": "local",
+        "MEDIA_MCP_DATA_DIR": str(work / "data"),
+        "MEDIA_MCP_LIBRARY_PORT": "0",
+        "MEDIA_MCP_UPLOAD_ROOTS": str(uploads),
+        "MEDIA_MCP_CONFIRM": "allow",
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    port = _free_port()
+    argv = [*_command(), "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
+    log = work / "server.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, cwd=work)
+    server = Server(work, proc, f"http://127.0.0.1:{port}", log, uploads)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+# --- the workload --------------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    tool: str
+    seconds: float
+    error: str | None
+
+
+@dataclass
+class Seed:
+    shared_folder: str
+    owned_folder: str
+    scratch_folder: str
+    shared: list[str]
+    owned: list[str]
+
+
+@dataclass
+class Tally:
+    """What the writes should have left behind, for the consistency check."""
+
+    folders_created: int = 0
+    names: dict[str, str] = field(default_factory=dict)
+
+
+class Plan:
+    """One session's calls in one round: the mix drawn from a seeded RNG, pairs at random places."""
+
+    def __init__(self, index: int, round_no: int, calls: int, seed: Seed, rng: random.Random) -> None:
+        self.index, self.round_no, self.seed, self.rng = index, round_no, seed, rng
+        self.own = seed.owned[index]
+        pairs = min(calls // 2, max(1, calls // 25))
+        singles = rng.choices(list(MIX), weights=list(MIX.values()), k=calls - 2 * pairs)
+        steps: list[str] = list(singles)
+        for _ in range(pairs):
+            steps.insert(rng.randrange(len(steps) + 1), "pair")
+        self.steps = steps
+
+    def calls(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for k, step in enumerate(self.steps):
+            if step == "pair":
+                yield "move_to_trash", {"file_ids": [self.own]}
+                yield "restore_from_trash", {"file_ids": [self.own]}
+            else:
+                yield step, self._arguments(step, k)
+
+    def _arguments(self, tool: str, k: int) -> dict[str, Any]:
+        rng, seed = self.rng, self.seed
+        if tool == "search_files":
+            return rng.choice([
+                {"query": "shared"},
+                {"folder_id": seed.shared_folder, "limit": 10},
+                {"query": "png", "limit": 10, "sort_by": "name"},
+                {"folder_id": seed.owned_folder, "limit": 50, "fields": ["id", "name"]},
+                {"media_types": ["IMAGE"], "limit": 5},
+            ])  # fmt: skip
+        if tool == "get_file":
+            if rng.random() < 0.3:
+                return {"file_ids": rng.sample(seed.shared, min(5, len(seed.shared)))}
+            return {"file_id": rng.choice([*seed.shared, self.own])}
+        if tool == "search_folders":
+            return rng.choice([{"query": "load"}, {"parent_folder_id": seed.scratch_folder, "limit": 10}, {}])
+        if tool == "generate_download_url":
+            return {"file_id": rng.choice([*seed.shared, self.own]), "expiration_minutes": 5}
+        if tool == "create_folder":
+            return {"name": f"s{self.index}-r{self.round_no}-c{k}", "parent_folder_id": seed.scratch_folder}
+        if tool == "update_file":
+            if rng.random() < 0.5:
+                return {"file_id": self.own, "labels": [f"round-{self.round_no}", f"call-{k}"]}
+            return {"file_id": self.own, "name": f"owned-{self.index:03d}-r{self.round_no}-c{k}.png"}
+        raise ValueError(tool)
+
+
+def _error_of(tool: str, result: Any) -> str | None:
+    """The error a CallToolResult carries, or a wrong answer, as one line; None when it is fine."""
+    if result.is_error:
+        text = " ".join(getattr(block, "text", "") for block in result.content)
+        return f"tool error: {text[:300]}"
+    data = result.structured_content
+    if data is None:
+        return "no structured content"
+    if tool == "move_to_trash" and data.get("status") != "done":
+        return f"move_to_trash answered {data.get('status')!r}"
+    return None
+
+
+async def _session(url: str, mode: str, plan: Plan, tally: Tally, out: list[Call]) -> None:
+    from mcp import Client
+
+    calls = list(plan.calls())
+    done = 0
+    opened = False
+    try:
+        # read_timeout_seconds bounds the handshake; fail_after bounds each call (the round bounds the rest)
+        async with Client(url, mode=mode, read_timeout_seconds=CALL_TIMEOUT) as client:
+            opened = True
+            for tool, arguments in calls:
+                began = time.perf_counter()
+                error: str | None
+                try:
+                    with anyio.fail_after(CALL_TIMEOUT):
+                        result = await client.call_tool(tool, arguments)
+                    error = _error_of(tool, result)
+                except TimeoutError:
+                    error = f"timeout after {CALL_TIMEOUT:.0f}s"
+                except Exception as exc:
+                    error = _describe(exc)
+                out.append(Call(tool, time.perf_counter() - began, error))
+                done += 1
+                if error is None and tool == "create_folder":
+                    tally.folders_created += 1
+                if error is None and tool == "update_file" and "name" in arguments:
+                    tally.names[plan.own] = arguments["name"]
+    except Exception as exc:
+        what = "session failed" if opened else "session did not open"
+        out.extend(Call(tool, 0.0, f"{what}: {_describe(exc)}") for tool, _ in calls[done:])
+        if done == len(calls):
+            out.append(Call("(session close)", 0.0, f"session did not close cleanly: {_describe(exc)}"))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return _describe(exc.exceptions[0])
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def _round(url: str, sessions: int, calls: int, seed: Seed, round_no: int, rng_seed: int, tally: Tally) -> Round:
+    out: list[Call] = []
+    began = time.perf_counter()
+    with anyio.fail_after(_round_timeout(sessions, calls)):
+        async with anyio.create_task_group() as group:
+            for i in range(sessions):
+                plan = Plan(i, round_no, calls, seed, random.Random(f"{rng_seed}-{round_no}-{i}"))
+                group.start_soon(_session, url, "legacy" if i % 2 == 0 else "auto", plan, tally, out)
+    return Round.of(round_no, out, time.perf_counter() - began)
+
+
+def _round_timeout(sessions: int, calls: int) -> float:
+    return 120.0 + 0.05 * sessions * calls
+
+
+# --- seeding and the final check -----------------------------------------------------------------
+
+
+async def _checked(client: Any, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    with anyio.fail_after(CALL_TIMEOUT):
+        result = await client.call_tool(tool, arguments)
+    problem = _error_of(tool, result)
+    if problem:
+        raise RuntimeError(f"{tool} failed: {problem}")
+    data: dict[str, Any] = result.structured_content
+    return data
+
+
+async def _seed(server: Server, sessions: int) -> Seed:
+    from mcp import Client
+
+    async with Client(f"{server.url}/mcp", mode="legacy") as client:
+        folders = []
+        for name in ("load-shared", "load-owned", "load-scratch"):
+            folders.append((await _checked(client, "create_folder", {"name": name}))["folder"]["id"])
+        ids: dict[str, list[str]] = {"shared": [], "owned": []}
+        for kind, folder, count in (("shared", folders[0], SHARED_FILES), ("owned", folders[1], sessions)):
+            for i in range(count):
+                name = f"{kind}-{i:03d}.png"
+                (server.uploads / name).write_bytes(PNG_16x8)
+                uploaded = await _checked(client, "upload_file", {"path": name, "folder_id": folder})
+                ids[kind].append(uploaded["file"]["id"])
+    return Seed(folders[0], folders[1], folders[2], ids["shared"], ids["owned"])
+
+
+async def _consistency(url: str, seed: Seed, tally: Tally) -> dict[str, Any]:
+    """Nothing lost, nothing doubled: folder count in scratch, and each owned file's last name, out of the trash."""
+    from mcp import Client
+
+    problems: list[str] = []
+    async with Client(url, mode="legacy") as client:
+        scratch = 0
+        cursor: str | None = None
+        for _ in range(10_000):
+            arguments: dict[str, Any] = {"parent_folder_id": seed.scratch_folder, "limit": 100}
+            if cursor:
+                arguments["cursor"] = cursor
+            page = await _checked(client, "search_folders", arguments)
+            scratch += len(page["folders"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        if scratch != tally.folders_created:
+            problems.append(f"scratch folder holds {scratch} folders, create_folder reported {tally.folders_created}")
+        for start in range(0, len(seed.owned), 100):
+            chunk = seed.owned[start : start + 100]
+            details = await _checked(client, "get_file", {"file_ids": chunk})
+            for file in details["files"]:
+                if file.get("in_trash"):
+                    problems.append(f"{file['id']} is still in the trash")
+                if file["id"] in tally.names and file["name"] != tally.names[file["id"]]:
+                    problems.append(f"{file['id']} is named {file['name']!r}, expected {tally.names[file['id']]!r}")
+            if len(details["files"]) != len(chunk):
+                problems.append(f"get_file returned {len(details['files'])} of {len(chunk)} owned files")
+    return {
+        "ok": not problems,
+        "folders_created": tally.folders_created,
+        "folders_found": scratch,
+        "owned_files": len(seed.owned),
+        "problems": problems[:20],
+    }
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+def _percentile(sorted_ms: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (0 when empty)."""
+    if not sorted_ms:
+        return 0.0
+    return sorted_ms[max(0, math.ceil(q * len(sorted_ms)) - 1)]
+
+
+@dataclass
+class Round:
+    round: int
+    calls: list[Call]
+    wall_s: float
+    memory: dict[str, int] = field(default_factory=dict)
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+
+    @classmethod
+    def of(cls, round_no: int, calls: list[Call], wall_s: float) -> Round:
+        return cls(round_no, calls, wall_s)
+
+    @property
+    def rss_bytes(self) -> int:
+        return self.memory.get("VmRSS", 0)
+
+    @property
+    def timed(self) -> list[Call]:
+        return [c for c in self.calls if not c.tool.startswith("(")]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for c in self.calls if c.error)
+
+    def summary(self) -> dict[str, Any]:
+        ms = sorted(c.seconds * 1000 for c in self.timed)
+        return {
+            "round": "warm-up" if self.round == 0 else self.round,
+            "calls": len(self.timed),
+            "errors": self.errors,
+            "wall_s": round(self.wall_s, 2),
+            "throughput_calls_per_s": round(len(self.timed) / self.wall_s, 1) if self.wall_s else 0.0,
+            "p50_ms": round(_percentile(ms, 0.50), 2),
+            "p99_ms": round(_percentile(ms, 0.99), 2),
+            "max_ms": round(ms[-1], 2) if ms else 0.0,
+            "rss_mib": _mib(self.rss_bytes),
+            "rss_anon_mib": _mib(self.memory.get("RssAnon", 0)),
+            "rss_file_mib": _mib(self.memory.get("RssFile", 0) + self.memory.get("RssShmem", 0)),
+            "threads": self.memory.get("Threads", 0),
+            "server_cpu_ms_per_call": round(1000 * self.server_cpu_s / len(ms), 2) if ms else 0.0,
+            "client_cpu_ms_per_call": round(1000 * self.client_cpu_s / len(ms), 2) if ms else 0.0,
+        }
+
+
+def _mib(value: int) -> float:
+    return round(value / 2**20, 2)
+
+
+def _report(sessions: int, calls: int, rounds: list[Round], start_rss: int) -> dict[str, Any]:
+    measured = [r for r in rounds if r.round > 0]
+    timed = [c for r in measured for c in r.timed]
+    ms = sorted(c.seconds * 1000 for c in timed)
+    wall = sum(r.wall_s for r in measured)
+    per_tool: dict[str, dict[str, Any]] = {}
+    for tool in sorted({c.tool for c in timed}):
+        values = sorted(c.seconds * 1000 for c in timed if c.tool == tool)
+        per_tool[tool] = {
+            "calls": len(values),
+            "errors": sum(1 for c in timed if c.tool == tool and c.error),
+            "p50_ms": round(_percentile(values, 0.5), 2),
+            "p99_ms": round(_percentile(values, 0.99), 2),
+        }
+    errors = Counter(c.error for r in rounds for c in r.calls if c.error)
+    growth = measured[-1].rss_bytes - measured[0].rss_bytes if measured else 0
+    between = sum(len(r.timed) for r in measured[1:])
+    warm = rounds[0].rss_bytes if rounds and rounds[0].round == 0 else start_rss
+    return {
+        "sessions": sessions,
+        "calls_per_session": calls,
+        "repeats": len(measured),
+        "modes": {"legacy": (sessions + 1) // 2, "auto": sessions // 2},
+        "calls": len(timed),
+        "errors": sum(r.errors for r in rounds),
+        "error_samples": [f"{n} x {text}" for text, n in errors.most_common(10)],
+        "p50_ms": round(_percentile(ms, 0.50), 2),
+        "p99_ms": round(_percentile(ms, 0.99), 2),
+        "max_ms": round(ms[-1], 2) if ms else 0.0,
+        "throughput_calls_per_s": round(len(timed) / wall, 1) if wall else 0.0,
+        "per_tool": per_tool,
+        "rounds": [r.summary() for r in rounds],
+        "rss_mib": {
+            "after_seed": _mib(start_rss),
+            "after_warmup": _mib(warm),
+            "after_repeats": [_mib(r.rss_bytes) for r in measured],
+        },
+        "memory_growth_mib": _mib(growth),
+        "memory_growth_since_warmup_mib": _mib(measured[-1].rss_bytes - warm) if measured else 0.0,
+        "memory_growth_per_1k_calls_kib": round(growth / 1024 / between * 1000, 2) if between else 0.0,
+        "memory_tolerance_mib": MEMORY_TOLERANCE_MIB,
+        "memory_flat": growth <= MEMORY_TOLERANCE_MIB * 2**20,
+    }
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+async def _drive(server: Server, sessions: int, calls: int, repeats: int, seed_value: int) -> dict[str, Any]:
+    url = f"{server.url}/mcp"
+    seed = await _seed(server, sessions)
+    start_rss = server.settled_memory()["VmRSS"]
+    tally = Tally()
+    rounds: list[Round] = []
+    for round_no in range(repeats + 1):  # round 0 is the warm-up
+        server_cpu, client_cpu = _cpu_seconds(server.proc.pid), time.process_time()
+        done = await _round(url, sessions, calls, seed, round_no, seed_value, tally)
+        done.server_cpu_s = _cpu_seconds(server.proc.pid) - server_cpu
+        done.client_cpu_s = time.process_time() - client_cpu
+        done.memory = server.settled_memory()
+        rounds.append(done)
+        print(
+            f"  load {'warm-up' if round_no == 0 else f'round {round_no}/{repeats}'}: {len(done.timed)} calls, "
+            f"{done.errors} errors, {done.wall_s:.1f}s, RSS {_mib(done.rss_bytes)} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
+    report = _report(sessions, calls, rounds, start_rss)
+    report["consistency"] = await _consistency(url, seed, tally)
+    return report
+
+
+def run(
+    sessions: int = 50, calls: int = 100, repeats: int = 3, *, seed: int = 0, work_dir: Path | None = None
+) -> dict[str, Any]:
+    """Spawn the server, seed it, run a warm-up and ``repeats`` rounds of load; the figures as a JSON-able dict.
+
+    ``work_dir`` (kept) holds the data directory and the server log; without it a temporary one is used and removed.
+    """
+    if sessions < 1 or calls < 2 or repeats < 1:
+        raise ValueError("need sessions >= 1, calls >= 2 (a trash/restore pair) and repeats >= 1")
+    work = work_dir or Path(tempfile.mkdtemp(prefix="media-mcp-load-"))
+    began = time.perf_counter()
+    try:
+        with spawn(work) as server:
+            try:
+                report = anyio.run(_drive, server, sessions, calls, repeats, seed)
+            except BaseException as exc:
+                exc.add_note(f"server log tail: {server.log_tail()}")
+                raise
+        leftovers = [p.name for p in (work / "data").glob("library.sqlite3-*")]
+        report["server"] = {
+            "command": "media-mcp --transport http --host 127.0.0.1 --port <free>",
+            "stopped_by": server.stop_signal,
+            "exit_code": server.proc.returncode,
+            "database_closed": not leftovers,  # SQLite removes -wal and -shm when its last connection closes
+            "database_leftovers": leftovers,
+        }
+    finally:
+        if work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    report["seconds"] = round(time.perf_counter() - began, 1)
+    report["ok"] = bool(
+        report["errors"] == 0
+        and report["memory_flat"]
+        and report["consistency"]["ok"]
+        and report["server"]["stopped_by"] == "SIGTERM"
+        and report["server"]["exit_code"] == 0
+        and report["server"]["database_closed"]
+    )
+    return report
+
+
+def _stats_line(report: dict[str, Any]) -> str:
+    return (
+        f"{report['sessions']} sessions x {report['calls_per_session']} calls x {report['repeats']} repeats: "
+        f"{report['calls']} calls, {report['errors']} errors, p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms, "
+        f"{report['throughput_calls_per_s']} calls/s, memory growth {report['memory_growth_mib']} MiB "
+        f"(tolerance {report['memory_tolerance_mib']} MiB)"
+    )
+
+
+if __name__ == "__main__":
+    import json
+
+    figures = run(*(int(a) for a in sys.argv[1:4]))
+    print(json.dumps(figures, indent=2))
+    print(_stats_line(figures), file=sys.stderr)
