@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -381,39 +381,25 @@ class WixMediaClient:
         self, request: msg.SearchFilesRequest | None = None, *, max_items: int = 1000
     ) -> AsyncIterator[m.FileDescriptor]:
         """Search results across pages, fetched lazily, at most ``max_items``."""
-        request = request or msg.SearchFilesRequest()
-        yielded = 0
-        while True:
-            page = await self.search_files(request)
-            for item in page.files:
-                if yielded >= max_items:
-                    return
-                yield item
-                yielded += 1
-            cursor = page.next_cursor.cursors.next
-            if not cursor or not page.next_cursor.has_next or yielded >= max_items:
-                return
-            paging = m.CursorPaging(limit=request.paging.limit if request.paging else None, cursor=cursor)
-            request = request.model_copy(update={"paging": paging})
+
+        async def fetch(r: msg.SearchFilesRequest) -> tuple[list[m.FileDescriptor], m.PagingMetadataV2]:
+            page = await self.search_files(r)
+            return page.files, page.next_cursor
+
+        async for item in _walk(fetch, request or msg.SearchFilesRequest(), max_items):
+            yield item
 
     async def iter_folders(
         self, request: msg.SearchFoldersRequest | None = None, *, max_items: int = 1000
     ) -> AsyncIterator[m.Folder]:
         """Folder search results across pages, fetched lazily, at most ``max_items``."""
-        request = request or msg.SearchFoldersRequest()
-        yielded = 0
-        while True:
-            page = await self.search_folders(request)
-            for item in page.folders:
-                if yielded >= max_items:
-                    return
-                yield item
-                yielded += 1
-            cursor = page.next_cursor.cursors.next
-            if not cursor or not page.next_cursor.has_next or yielded >= max_items:
-                return
-            paging = m.CursorPaging(limit=request.paging.limit if request.paging else None, cursor=cursor)
-            request = request.model_copy(update={"paging": paging})
+
+        async def fetch(r: msg.SearchFoldersRequest) -> tuple[list[m.Folder], m.PagingMetadataV2]:
+            page = await self.search_folders(r)
+            return page.folders, page.next_cursor
+
+        async for item in _walk(fetch, request or msg.SearchFoldersRequest(), max_items):
+            yield item
 
     # --- transfers (no Authorization: the signed link is the credential) ---------------------
 
@@ -449,3 +435,26 @@ class WixMediaClient:
     async def download(self, url: str, target: Path, *, progress: transfers.Progress | None = None) -> int:
         """Stream a download link to ``target`` (written whole or not at all); returns the size."""
         return await transfers.download(self.http, url, target, progress)
+
+
+Req = TypeVar("Req", msg.SearchFilesRequest, msg.SearchFoldersRequest)
+Item = TypeVar("Item")
+
+
+async def _walk(
+    fetch: Callable[[Req], Awaitable[tuple[list[Item], m.PagingMetadataV2]]], request: Req, max_items: int
+) -> AsyncIterator[Item]:
+    """Follow ``nextCursor`` page by page until the end or ``max_items``."""
+    yielded = 0
+    while True:
+        items, paging_info = await fetch(request)
+        for item in items:
+            if yielded >= max_items:
+                return
+            yield item
+            yielded += 1
+        cursor = paging_info.cursors.next
+        if not cursor or not paging_info.has_next or yielded >= max_items:
+            return
+        paging = m.CursorPaging(limit=request.paging.limit if request.paging else None, cursor=cursor)
+        request = request.model_copy(update={"paging": paging})
