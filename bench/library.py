@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import math
 import os
 import platform
@@ -34,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,6 +41,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bench import results_file
 from media_mcp.library.catalog import Catalog, FileRow
 from media_mcp.library.db import Database
 from media_mcp.library.service import Library
@@ -893,19 +893,7 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(work, ignore_errors=True)
     checks = _checks(transfer, search)
     env["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    document = {
-        "benchmark": "library",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(began)),
-        "duration_seconds": round(time.time() - began, 1),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "environment": env,
-        "transfer": asdict(transfer) if transfer else None,
-        "search": asdict(search) if search else None,
-        "checks": [asdict(c) for c in checks],
-        "all_passed": all(c.passed for c in checks),
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    document = results_file.write(args, "library", began, env, {"transfer": transfer, "search": search}, checks)
     _print_report(env, transfer, search)
     print(f"\nresults written to {args.output} ({document['duration_seconds']:.0f}s)")
     return 0 if document["all_passed"] else 1

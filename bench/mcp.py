@@ -29,9 +29,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from bench import results_file
 
 HELP = "MCP over stdio: cold start, call latency and tools/list size vs a bare SDK echo server"
 DESCRIPTION = __doc__
@@ -469,19 +471,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     checks = _checks(cold, latency)
-    document = {
-        "benchmark": "mcp",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(began)),
-        "duration_seconds": round(time.time() - began, 1),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "environment": env,
-        "cold_start": asdict(cold) if cold else None,
-        "latency": asdict(latency) if latency else None,
-        "checks": [asdict(c) for c in checks],
-        "all_passed": all(c.passed for c in checks),
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    document = results_file.write(args, "mcp", began, env, {"cold_start": cold, "latency": latency}, checks)
     print(_markdown(env, cold, latency), flush=True)
     print(f"\nresults written to {args.output} ({document['duration_seconds']:.0f}s)")
     return 0 if document["all_passed"] else 1
