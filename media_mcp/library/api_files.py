@@ -51,7 +51,7 @@ async def _get_row(lib: Library, raw_id: str) -> FileRow:
 async def get_file(request: Request) -> Response:
     lib = library(request)
     row = await _get_row(lib, request.query_params.get("fileId", ""))
-    return respond(msg.GetFileDescriptorResponse(file=lib.render_file(row, base_url(request))))
+    return respond({"file": lib.file_wire(row, base_url(request))})
 
 
 async def get_files(request: Request) -> Response:
@@ -62,7 +62,7 @@ async def get_files(request: Request) -> Response:
     if missing := [i for i in ids if i not in rows]:
         raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
     base = base_url(request)
-    return respond(msg.GetFileDescriptorsResponse(files=[lib.render_file(rows[i], base) for i in ids]))
+    return respond({"files": [lib.file_wire(rows[i], base) for i in ids]})
 
 
 def _mask_paths(mask: str | msg.FieldMask | None, prefix: str) -> set[str] | None:
@@ -98,7 +98,7 @@ async def update_file(request: Request) -> Response:
         )
     except CatalogError as exc:
         raise catalog_error(exc) from exc
-    return respond(msg.UpdateFileDescriptorResponse(file=lib.render_file(row, base_url(request))))
+    return respond({"file": lib.file_wire(row, base_url(request))})
 
 
 async def generate_file_download_url(request: Request) -> Response:
@@ -269,11 +269,11 @@ async def import_file(request: Request) -> Response:
         row = await in_thread(lib.catalog.add_file, row, path)
     except CatalogError as exc:
         raise catalog_error(exc) from exc
-    descriptor = lib.render_file(row, base_url(request))
+    descriptor = lib.file_wire(row, base_url(request))
     job = importer.ImportJob(
         lib=lib, guard=guard, file_id=row.id, url=url, request=body, transport=request.app.state.import_transport
     )
-    return JSONResponse(msg.ImportFileResponse(file=descriptor).to_wire(), background=BackgroundTask(job.run))
+    return respond({"file": descriptor}, background=BackgroundTask(job.run))
 
 
 async def _files_page(request: Request, query: listing.Query, paging: m.CursorPaging | None) -> Response:
@@ -284,8 +284,8 @@ async def _files_page(request: Request, query: listing.Query, paging: m.CursorPa
     page = listing.page_of(query, paging, after)
     rows = await in_thread(lib.catalog.list_files, page)
     base = base_url(request)
-    files = [lib.render_file(r, base) for r in rows[: page.limit]]
-    return respond(msg.FilesPage(files=files, next_cursor=listing.next_cursor(query, rows, page.limit)))
+    files = [lib.file_wire(r, base) for r in rows[: page.limit]]
+    return respond({"files": files, "nextCursor": listing.next_cursor(query, rows, page.limit).to_wire()})
 
 
 def _list_query(body: msg.ListFilesRequest, scope: str) -> listing.Query:

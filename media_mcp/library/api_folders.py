@@ -41,18 +41,18 @@ async def create_folder(request: Request) -> Response:
         row = await in_thread(lib.catalog.create_folder, secrets.token_hex(16), body.display_name, parent, lib.clock())
     except CatalogError as exc:
         raise catalog_error(exc) from exc
-    return respond(msg.FolderResponse(folder=lib.render_folder(row)))
+    return respond({"folder": lib.folder_wire(row)})
 
 
 async def get_folder(request: Request) -> Response:
     lib = library(request)
     folder_id = _folder_id(request.path_params["folder_id"])
     if folder_id in m.SYSTEM_FOLDER_IDS:
-        return respond(msg.FolderResponse(folder=lib.system_folder(folder_id)))
+        return respond({"folder": lib.system_folder_wire(folder_id)})
     row = await in_thread(lib.catalog.get_folder, folder_id)
     if row is None:
         raise not_found("folder", folder_id)
-    return respond(msg.FolderResponse(folder=lib.render_folder(row)))
+    return respond({"folder": lib.folder_wire(row)})
 
 
 async def update_folder(request: Request) -> Response:
@@ -80,7 +80,7 @@ async def update_folder(request: Request) -> Response:
         )
     except CatalogError as exc:
         raise catalog_error(exc) from exc
-    return respond(msg.FolderResponse(folder=lib.render_folder(row)))
+    return respond({"folder": lib.folder_wire(row)})
 
 
 async def generate_folder_download_url(request: Request) -> Response:
@@ -120,8 +120,8 @@ async def _folders_page(request: Request, query: listing.Query, paging: m.Cursor
         query, after = listing.decode_cursor(paging.cursor, "folders")
     page = listing.page_of(query, paging, after)
     rows = await in_thread(lib.catalog.list_folders, page)
-    folders = [lib.render_folder(r) for r in rows[: page.limit]]
-    return respond(msg.FoldersPage(folders=folders, next_cursor=listing.next_cursor(query, rows, page.limit)))
+    folders = [lib.folder_wire(r) for r in rows[: page.limit]]
+    return respond({"folders": folders, "nextCursor": listing.next_cursor(query, rows, page.limit).to_wire()})
 
 
 async def list_folders(request: Request) -> Response:

@@ -164,6 +164,7 @@ class LocalBackend:
         from pydantic import SecretStr
 
         from media_mcp.library.app import create_app
+        from media_mcp.wix.asgi import AppSender
         from media_mcp.wix.auth import ApiKeyAuth
         from media_mcp.wix.client import WixMediaClient
 
@@ -173,9 +174,9 @@ class LocalBackend:
             return self._client
         # Ours: call its app in-process, skipping a socket round trip per call. The base URL stays the loopback
         # address, so the links it mints are the ones uvicorn serves to browsers, curl and tus clients.
-        transport = httpx.ASGITransport(app=create_app(self._library))
-        http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(60.0))
-        self._client = WixMediaClient(self.base_url, auth, http=http)
+        app = create_app(self._library)
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=httpx.Timeout(60.0))
+        self._client = WixMediaClient(self.base_url, auth, http=http, sender=AppSender(app))
         self._owned_http = http
         return self._client
 

@@ -19,6 +19,9 @@ def clean(text: str | None, cap: int = NAME_CAP) -> str:
     """``text`` without invisible or control characters, whitespace runs collapsed, at most ``cap`` long."""
     if not text:
         return ""
+    if text.isprintable():  # no control, format, separator (but ' '), private or unpaired character: the usual case
+        collapsed = " ".join(text.split())
+        return collapsed if len(collapsed) <= cap else collapsed[: cap - 1] + "…"
     kept = "".join(" " if ch in "\t\n\r" else ch for ch in text if ch in "\t\n\r" or _visible(ch))
     collapsed = " ".join(kept.split())
     return collapsed if len(collapsed) <= cap else collapsed[: cap - 1] + "…"

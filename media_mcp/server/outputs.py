@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 from media_mcp.server.fencing import clean, clean_labels
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from media_mcp.wix.models import FileDescriptor, Folder
 
 FileField = Literal[
@@ -21,6 +23,8 @@ FileField = Literal[
     "state", "created", "labels", "hash", "url", "thumbnail_url", "width", "height", "source_url",
 ]  # fmt: skip
 Cell = str | int | bool | list[str] | None
+if TYPE_CHECKING:
+    Getter = Callable[[FileDescriptor, dict[str, int]], Cell]
 NEXT_CURSOR = "Pass back as 'cursor' for the next page; null at the end."
 
 
@@ -51,45 +55,31 @@ def _dimensions(file: FileDescriptor) -> tuple[int | None, int | None]:
     return None, None
 
 
-def file_cell(file: FileDescriptor, field: FileField, folders: dict[str, int]) -> Cell:  # noqa: C901 - a column each
-    """One column of one file."""
-    match field:
-        case "id":
-            return file.id
-        case "name":
-            return clean(file.display_name)
-        case "type":
-            return file.media_type.value
-        case "size":
-            return file.size_in_bytes
-        case "folder":
-            parent = file.parent_folder_id or ""
-            return folders.setdefault(parent, len(folders))
-        case "private":
-            return file.private
-        case "updated":
-            return day(file.updated_date)
-        case "created":
-            return day(file.created_date)
-        case "status":
-            return file.operation_status.value
-        case "state":
-            return file.state.value
-        case "labels":
-            return clean_labels(file.labels)
-        case "hash":
-            return file.hash or None
-        case "url":
-            return None if file.private else file.url
-        case "thumbnail_url":
-            return file.thumbnail_url
-        case "width":
-            return _dimensions(file)[0]
-        case "height":
-            return _dimensions(file)[1]
-        case "source_url":
-            return file.source_url
-    raise AssertionError(field)
+def _folder_index(file: FileDescriptor, folders: dict[str, int]) -> int:
+    parent = file.parent_folder_id or ""
+    return folders.setdefault(parent, len(folders))
+
+
+COLUMN: dict[FileField, Getter] = {
+    "id": lambda f, _: f.id,
+    "name": lambda f, _: clean(f.display_name),
+    "type": lambda f, _: f.media_type.value,
+    "size": lambda f, _: f.size_in_bytes,
+    "folder": _folder_index,
+    "private": lambda f, _: f.private,
+    "updated": lambda f, _: day(f.updated_date),
+    "created": lambda f, _: day(f.created_date),
+    "status": lambda f, _: f.operation_status.value,
+    "state": lambda f, _: f.state.value,
+    "labels": lambda f, _: clean_labels(f.labels),
+    "hash": lambda f, _: f.hash or None,
+    "url": lambda f, _: None if f.private else f.url,
+    "thumbnail_url": lambda f, _: f.thumbnail_url,
+    "width": lambda f, _: _dimensions(f)[0],
+    "height": lambda f, _: _dimensions(f)[1],
+    "source_url": lambda f, _: f.source_url,
+}
+"""How each column reads a file; 'folder' numbers the folders in the order they first appear."""
 
 
 class FileTable(BaseModel):
@@ -111,7 +101,8 @@ class FileTable(BaseModel):
         if "id" not in columns:
             columns.insert(0, "id")
         folders: dict[str, int] = {}
-        rows = [[file_cell(f, c, folders) for c in columns] for f in files]
+        getters = [COLUMN[c] for c in columns]
+        rows = [[get(f, folders) for get in getters] for f in files]
         return cls(columns=list(columns), folders=list(folders), rows=rows, next_cursor=next_cursor or None)
 
 

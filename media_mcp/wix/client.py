@@ -23,6 +23,7 @@ from media_mcp.settings import WixSettings
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
 from media_mcp.wix import transfers
+from media_mcp.wix.asgi import AppSender
 from media_mcp.wix.auth import ApiKeyAuth, Auth, OAuthAuth
 from media_mcp.wix.ids import plain_file_id
 from media_mcp.wix.mapping import UNSURE_STATUSES, from_response, from_transport, never_sent, outcome_unknown
@@ -70,7 +71,11 @@ def _segment(folder_id: str) -> str:
 
 
 class WixMediaClient:
-    """One ``httpx.AsyncClient`` to one API base URL; use as an async context manager."""
+    """One ``httpx.AsyncClient`` to one API base URL; use as an async context manager.
+
+    With ``sender`` (an `AppSender` on an in-process app), the JSON API calls go to it instead;
+    file transfers still use ``http``.
+    """
 
     def __init__(
         self,
@@ -83,6 +88,7 @@ class WixMediaClient:
         timeout: float = 30.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
+        sender: AppSender | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._auth = auth
@@ -94,6 +100,7 @@ class WixMediaClient:
         self._limiter = limiter
         self._clock = clock
         self._sleep = sleep
+        self._sender = sender
 
     @classmethod
     def from_settings(cls, settings: WixSettings, **kwargs: Any) -> WixMediaClient:
@@ -149,9 +156,7 @@ class WixMediaClient:
                 await self._limiter.acquire()
             headers = await self._auth.headers(self.http) if self._auth is not None else {}
             try:
-                response = await self.http.request(
-                    method, url, json=json, params=params, headers=headers, timeout=self._attempt_timeout(deadline)
-                )
+                response = await self._send(method, url, json, params, headers, deadline)
             except httpx.InvalidURL as exc:  # an argument that no URL can carry (too long): never sent
                 raise e.InvalidRequest(f"{name}: {exc}; shorten the arguments", code="URL_TOO_LONG") from None
             except httpx.HTTPError as exc:
@@ -168,7 +173,7 @@ class WixMediaClient:
                 continue
             if response.is_success:
                 try:
-                    return model.model_validate(response.json())
+                    return model.model_validate_json(response.content)
                 except (ValueError, ValidationError):
                     error = e.Unavailable(f"{name}: the server answered an unreadable body", code="BAD_RESPONSE")
                     if idempotent and await self._backoff(name, attempt, deadline, error):
@@ -196,6 +201,23 @@ class WixMediaClient:
             return httpx.USE_CLIENT_DEFAULT
         connect, read, write, pool = (left if part is None else min(part, left) for part in parts)
         return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
+
+    async def _send(
+        self, method: str, url: str, json: Any, params: QueryItems | None, headers: dict[str, str], deadline: float
+    ) -> httpx.Response:
+        if self._sender is not None:
+            return await self._sender(
+                method, url, json=json, params=params, headers=headers, timeout=self._attempt_seconds(deadline)
+            )
+        return await self.http.request(
+            method, url, json=json, params=params, headers=headers, timeout=self._attempt_timeout(deadline)
+        )
+
+    def _attempt_seconds(self, deadline: float) -> float:
+        """One attempt's time limit for an in-process call: the read timeout, cut to what is left of the budget."""
+        left = max(deadline - self._clock(), 0.05)
+        read = self.http.timeout.read
+        return left if read is None else min(read, left)
 
     async def _backoff(self, name: str, attempt: int, deadline: float, error: e.MediaError) -> bool:
         """Wait before another attempt, if attempts and the time budget allow one."""

@@ -194,7 +194,7 @@ class FileMedia(WixModel):
     document: Document | None = None
     vector: ImageMedia | None = None
     archive: Archive | None = None
-    model3d: Model3D | None = None
+    model3d: Model3D | None = Field(default=None, alias="model3d")  # Wix's spelling, not to_camel's "model3D"
 
 
 class FileDescriptor(WixModel):

@@ -17,6 +17,7 @@ from media_mcp.library.service import Library
 from media_mcp.server.app import create_server
 from media_mcp.server.backend import StaticBackend
 from media_mcp.settings import ServerSettings
+from media_mcp.wix.asgi import AppSender
 from media_mcp.wix.auth import ApiKeyAuth
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock
@@ -26,10 +27,11 @@ MakeServer = Callable[..., MCPServer]
 
 @pytest.fixture
 async def wix(library: Library) -> AsyncIterator[WixMediaClient]:
-    """The adapter on the embedded library, in-process."""
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(library)))
+    """The adapter on the embedded library, in-process, as the server's local backend wires it."""
+    app = create_app(library)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     auth = ApiKeyAuth(SecretStr(library.api_key), library.site_id)
-    yield WixMediaClient("http://library.test", auth, http=http)
+    yield WixMediaClient("http://library.test", auth, http=http, sender=AppSender(app))
     await http.aclose()
 
 

@@ -13,12 +13,15 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 
 from media_mcp.library.catalog import FileRow
 from media_mcp.library.service import Library
+from media_mcp.server.fencing import clean
 from media_mcp.wix import messages as msg
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock, PNG_16x8
@@ -907,6 +910,28 @@ async def test_untrusted_names_are_fenced(client: Client, wix: WixMediaClient) -
 
         preview = await client.call_tool("move_to_trash", {"file_ids": [file_id]})
         assert_fenced(preview, {"$.items[0].name"})
+
+
+def _clean_by_the_rule(text: str, cap: int) -> str:
+    """`clean` spelled out: drop control, format, private, surrogate and line/paragraph separators; tabs and
+    line breaks count as spaces; collapse whitespace; cap with an ellipsis."""
+    kept = "".join(
+        " " if ch in "\t\n\r" else ch
+        for ch in text
+        if ch in "\t\n\r" or unicodedata.category(ch) not in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp")
+    )
+    collapsed = " ".join(kept.split())
+    return collapsed if len(collapsed) <= cap else collapsed[: cap - 1] + "…"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    text=st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+    | st.text(st.sampled_from("ab é\u00a0\u3000\t\n\u200b\u202e\u2028\x07\ue000\ud800"), max_size=12),
+    cap=st.integers(min_value=1, max_value=30),
+)
+def test_clean_follows_its_rule_on_any_text(text: str, cap: int) -> None:
+    assert clean(text, cap) == _clean_by_the_rule(text, cap)
 
 
 # --- errors the model can act on -----------------------------------------------------------------

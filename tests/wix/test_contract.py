@@ -17,6 +17,7 @@ from media_mcp.library.app import create_app
 from media_mcp.library.service import Library
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
+from media_mcp.wix.asgi import AppSender
 from media_mcp.wix.auth import ApiKeyAuth
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock, LoopbackServer, PNG_16x8
@@ -24,13 +25,15 @@ from tests.conftest import FakeClock, LoopbackServer, PNG_16x8
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["asgi", "socket"])
+@pytest.fixture(params=["asgi", "sender", "socket"])
 async def client(request: pytest.FixtureRequest, library: Library) -> AsyncIterator[WixMediaClient]:
+    """The adapter over httpx's ASGI transport, over `AppSender` (as the server's local backend), and over a socket."""
     app = create_app(library)
     auth = ApiKeyAuth(SecretStr(library.api_key), library.site_id)
-    if request.param == "asgi":
+    if request.param in ("asgi", "sender"):
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-        async with WixMediaClient("http://library.test", auth, http=http) as wix:
+        sender = AppSender(app) if request.param == "sender" else None
+        async with WixMediaClient("http://library.test", auth, http=http, sender=sender) as wix:
             yield wix
         await http.aclose()
         return

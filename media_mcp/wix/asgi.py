@@ -1,0 +1,105 @@
+"""REST calls to an ASGI app in the same process, without a socket or a general HTTP client.
+
+The embedded library serves the Wix API as an ASGI app. When it runs in the server's own process,
+the adapter hands each JSON call straight to that app: the request still goes through the app's
+routing, authentication, validation and error answers, only httpx's client machinery (URL and
+cookie handling, redirects, connection pooling) is skipped, which is most of a call's cost.
+The answer comes back as an ``httpx.Response``, so the adapter treats it like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import anyio
+import httpx
+import pydantic_core
+from starlette.types import ASGIApp, Message
+
+log = logging.getLogger("media_mcp.wix")
+
+QueryParams = list[tuple[str, Any]] | None
+
+
+class AppSender:
+    """Sends one JSON API request to ``app`` and collects its whole answer (bounded by ``timeout``)."""
+
+    def __init__(self, app: ASGIApp, client: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+        self.app = app
+        self.client = client
+
+    async def __call__(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: QueryParams = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        parts = urlsplit(url)
+        body = b"" if json is None else pydantic_core.to_json(json)
+        raw_headers = [(b"host", parts.netloc.encode("ascii"))]
+        if json is not None:
+            raw_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": parts.scheme,
+            "path": parts.path,
+            "raw_path": parts.path.encode("ascii"),
+            "query_string": "&".join(q for q in (parts.query, urlencode(params or [])) if q).encode("ascii"),
+            "root_path": "",
+            "headers": raw_headers,
+            "server": (parts.hostname or "", port),
+            "client": self.client,
+        }
+        answered = anyio.Event()
+        request_sent = False
+        status: int | None = None
+        reply_headers: list[tuple[bytes, bytes]] = []
+        chunks: list[bytes] = []
+
+        async def receive() -> Message:
+            nonlocal request_sent
+            if not request_sent:
+                request_sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await answered.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            nonlocal status, reply_headers
+            if message["type"] == "http.response.start":
+                status, reply_headers = message["status"], list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    answered.set()
+
+        try:
+            with anyio.move_on_after(timeout) as deadline:
+                await self.app(scope, receive, send)
+            if deadline.cancelled_caught:
+                raise httpx.ReadTimeout("the in-process API did not answer in time")
+        except httpx.ReadTimeout:
+            raise
+        except Exception as exc:
+            # The app logged it and, if it got that far, answered 500: pass that answer on, as a socket would.
+            if status is None or not answered.is_set():
+                raise httpx.RemoteProtocolError(
+                    f"the in-process API failed without answering ({type(exc).__name__})"
+                ) from None
+        finally:
+            answered.set()
+        if status is None:
+            raise httpx.RemoteProtocolError("the in-process API ended without answering")
+        return httpx.Response(status, headers=reply_headers, content=b"".join(chunks))

@@ -1,0 +1,159 @@
+"""`AppSender`: the in-process path the local backend uses must deliver what a socket would, and fail the same way."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from media_mcp import errors
+from media_mcp.wix.asgi import AppSender
+from media_mcp.wix.auth import ApiKeyAuth
+from media_mcp.wix.client import WixMediaClient
+from media_mcp.wix.resilience import RetryPolicy
+
+pytestmark = pytest.mark.anyio
+
+
+async def mirror(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers with what it was sent: method, path, query, headers and body."""
+    message = await receive()
+    echo = {
+        "method": scope["method"],
+        "scheme": scope["scheme"],
+        "path": scope["path"],
+        "query": scope["query_string"].decode(),
+        "headers": {k.decode(): v.decode() for k, v in scope["headers"] if k != b"user-agent"},
+        "body": message.get("body", b"").decode(),
+        "server": list(scope["server"]),
+    }
+    body = json.dumps(echo).encode()
+    headers = [(b"content-type", b"application/json"), (b"retry-after", b"7"), (b"x-multi", b"a"), (b"x-multi", b"b")]
+    await send({"type": "http.response.start", "status": 418, "headers": headers})
+    await send({"type": "http.response.body", "body": body[:10], "more_body": True})
+    await send({"type": "http.response.body", "body": body[10:]})
+
+
+CASES: list[dict[str, Any]] = [
+    {"method": "GET", "url": "http://library.test:8123/site-media/v1/files/get-file-by-id?fileId=a%2Fb"},
+    {
+        "method": "GET",
+        "url": "http://library.test/site-media/v1/files",
+        "params": [("mediaTypes", "IMAGE"), ("mediaTypes", "VIDEO"), ("paging.cursor", "x y&z=é")],
+    },
+    {"method": "POST", "url": "https://library.test/site-media/v1/files/search", "json": {"search": "café ☕", "n": 1}},
+    {"method": "PATCH", "url": "http://library.test/x", "params": [("b", "2")], "json": {}},
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=["query-in-url", "repeated-params", "json-https", "params-and-json"])
+async def test_the_app_sees_and_answers_what_httpx_would_deliver(case: dict[str, Any]) -> None:
+    headers = {"Authorization": "secret-key", "wix-site-id": "site"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mirror)) as http:
+        expected = await http.request(case["method"], case["url"], params=case.get("params"), json=case.get("json"),
+                                      headers=headers)  # fmt: skip
+    got = await AppSender(mirror)(
+        case["method"], case["url"], params=case.get("params"), json=case.get("json"), headers=headers
+    )
+    seen, wanted = got.json(), expected.json()
+    for name in ("accept", "accept-encoding", "connection"):  # httpx's own defaults, not the adapter's
+        wanted["headers"].pop(name, None)
+    if case.get("json") is not None:  # same document; httpx spaces it differently
+        assert json.loads(seen["body"]) == json.loads(wanted["body"])
+        assert seen["headers"].pop("content-length") == str(len(seen["body"].encode()))
+        wanted["headers"].pop("content-length")
+        seen["body"] = wanted["body"] = ""
+    # the port a socket would have been on; httpx's ASGI transport leaves out default ones
+    port = httpx.URL(case["url"]).port or (443 if case["url"].startswith("https") else 80)
+    assert seen.pop("server") == [wanted.pop("server")[0], port]
+    assert seen == wanted
+    assert got.status_code == expected.status_code == 418
+    assert got.headers.get_list("x-multi") == ["a", "b"]
+    assert got.headers["retry-after"] == "7"
+
+
+def _app(handler: Any) -> Starlette:
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"message": "boom", "details": {"applicationError": {"code": "INTERNAL"}}}, 500)
+
+    return Starlette(routes=[Route("/{path:path}", handler, methods=["POST", "GET"])],
+                     exception_handlers={Exception: unexpected})  # fmt: skip
+
+
+def _client(app: Any, **kwargs: Any) -> WixMediaClient:
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    policy = RetryPolicy(attempts=3, rng=random.Random(3), budget=kwargs.pop("budget", 60.0))
+    return WixMediaClient("http://library.test", ApiKeyAuth(SecretStr("k"), "s"), sender=AppSender(app),
+                          retry=policy, sleep=no_wait, **kwargs)  # fmt: skip
+
+
+async def test_an_app_that_fails_after_answering_passes_its_500_on() -> None:
+    calls = 0
+
+    async def broken(request: Request) -> Response:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("a bug in the library")
+
+    async with _client(_app(broken)) as wix:
+        with pytest.raises(errors.Unavailable) as caught:
+            await wix.search_folders()
+        assert caught.value.status == 500 and caught.value.code == "INTERNAL"
+        assert calls == 3  # a read: repeated, like any 500
+        with pytest.raises(errors.MediaError) as write:
+            await wix.create_folder("x")
+        assert write.value.code == "OUTCOME_UNKNOWN" and calls == 4  # a write that may have happened: not repeated
+
+
+async def test_an_app_that_dies_without_answering_is_a_transport_failure() -> None:
+    async def dies(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("gone before a word")
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        await AppSender(dies)("GET", "http://library.test/site-media/v1/folders")
+    async with _client(dies) as wix:
+        with pytest.raises(errors.Unavailable) as caught:
+            await wix.search_folders()
+        assert caught.value.code == "TRANSPORT"
+        with pytest.raises(errors.MediaError) as write:
+            await wix.create_folder("x")
+        assert write.value.code == "OUTCOME_UNKNOWN"
+
+
+async def test_a_stalled_app_is_cut_off_at_the_timeout() -> None:
+    never = anyio.Event()
+    entered = 0
+
+    async def stalls(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal entered
+        entered += 1
+        await never.wait()
+
+    with anyio.fail_after(10):  # the test's own bound: the sender must give up long before this
+        with pytest.raises(httpx.ReadTimeout):
+            await AppSender(stalls)("GET", "http://library.test/site-media/v1/folders", timeout=0.05)
+        async with _client(stalls, budget=0.2) as wix:
+            with pytest.raises(errors.Unavailable) as caught:
+                await wix.search_folders()
+    assert caught.value.code == "TIMEOUT"
+    assert entered >= 2  # the budget allowed more than one attempt, each cut short
+
+
+async def test_an_app_that_never_starts_its_answer_is_a_transport_failure() -> None:
+    async def silent(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+
+    with pytest.raises(httpx.RemoteProtocolError, match="without answering"):
+        await AppSender(silent)("POST", "http://library.test/site-media/v1/folders", json={})
