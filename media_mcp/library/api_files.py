@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from media_mcp.library import importer, listing
 from media_mcp.library.catalog import CatalogError, FileRow
-from media_mcp.library.db import in_thread
+from media_mcp.library.db import in_thread, quick_read
 from media_mcp.library.errors import ApiError, invalid, not_found
 from media_mcp.library.probe import guess_mime, media_type_of, valid_mime
 from media_mcp.library.records import ArchiveRecord
@@ -42,7 +42,7 @@ def file_id_or_404(raw: str) -> str:
 
 async def _get_row(lib: Library, raw_id: str) -> FileRow:
     file_id = file_id_or_404(raw_id)
-    row = await in_thread(lib.catalog.get_file, file_id)
+    row = await quick_read(lib.db, lib.catalog.get_file, file_id)
     if row is None:
         raise not_found("file", file_id)
     return row
@@ -58,7 +58,7 @@ async def get_files(request: Request) -> Response:
     lib = library(request)
     body = await read_json(request, msg.GetFileDescriptorsRequest)
     ids = [file_id_or_404(raw) for raw in body.file_ids]
-    rows = await in_thread(lib.catalog.get_files, ids)
+    rows = await quick_read(lib.db, lib.catalog.get_files, ids)
     if missing := [i for i in ids if i not in rows]:
         raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
     base = base_url(request)
@@ -135,7 +135,7 @@ async def generate_files_download_url(request: Request) -> Response:
     lib = library(request)
     body = await read_json(request, msg.GenerateFilesDownloadUrlRequest)
     ids = list(dict.fromkeys(file_id_or_404(raw) for raw in body.file_ids))
-    rows = await in_thread(lib.catalog.get_files, ids)
+    rows = await quick_read(lib.db, lib.catalog.get_files, ids)
     if missing := [i for i in ids if i not in rows]:
         raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
     if private := [i for i in ids if rows[i].private]:
@@ -195,7 +195,7 @@ def split_file_path(path: str | None) -> list[str]:
 async def _check_parent(lib: Library, folder_id: str) -> None:
     if folder_id in (m.MEDIA_ROOT_ID, m.VISITOR_UPLOADS_ID):
         return
-    folder = await in_thread(lib.catalog.get_folder, folder_id)
+    folder = await quick_read(lib.db, lib.catalog.get_folder, folder_id)
     if folder is None:
         raise not_found("folder", folder_id)
     if folder.state != "OK":
@@ -282,7 +282,7 @@ async def _files_page(request: Request, query: listing.Query, paging: m.CursorPa
     if paging and paging.cursor:
         query, after = listing.decode_cursor(paging.cursor, "files")
     page = listing.page_of(query, paging, after)
-    rows = await in_thread(lib.catalog.list_files, page)
+    rows = await quick_read(lib.db, lib.catalog.list_files, page)
     base = base_url(request)
     files = [lib.file_wire(r, base) for r in rows[: page.limit]]
     return respond({"files": files, "nextCursor": listing.next_cursor(query, rows, page.limit).to_wire()})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,13 +105,26 @@ CREATE TABLE IF NOT EXISTS archives (
 """
 
 
+HERE_BUDGET = 0.001
+"""Seconds a read may hold the event loop before SQLite interrupts it (it then runs in a worker thread)."""
+SLOW_MEMORY = 10.0
+"""Seconds reads of a kind that overran the budget go straight to a worker thread."""
+PROGRESS_STEPS = 1000
+"""SQLite virtual-machine steps between two checks of the budget."""
+
+
+class NotHere(Exception):
+    """The read cannot run in this thread now: the store is busy, or the read is slow."""
+
+
 class Database:
     """Owns the connection; every statement runs inside `tx` under one lock."""
 
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: `read_here` holds it while the read takes it again
+        self._slow_until: dict[str, float] = {}
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
@@ -135,6 +149,40 @@ class Database:
         with self._lock:
             yield self._conn
 
+    def read_here(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run the read ``fn`` in this thread if the store is free and the read is quick, else raise `NotHere`.
+
+        A read on the event loop skips a worker thread's hand-off, which costs more than a small read itself.
+        It is tried only while no other thread holds the store, is interrupted by SQLite after `HERE_BUDGET`
+        seconds (nothing is written, so stopping is harmless), and after an interruption reads of the same kind
+        go to a worker thread for `SLOW_MEMORY` seconds. ``fn`` must only read.
+        """
+        kind = getattr(fn, "__qualname__", "read")
+        started = time.perf_counter()
+        if self._slow_until.get(kind, 0.0) > started or not self._lock.acquire(blocking=False):
+            raise NotHere
+        deadline = started + HERE_BUDGET
+        tripped = False
+
+        def overdue() -> bool:
+            nonlocal tripped
+            tripped = time.perf_counter() > deadline
+            return tripped
+
+        try:
+            self._conn.set_progress_handler(overdue, PROGRESS_STEPS)
+            try:
+                return fn(*args, **kwargs)
+            except sqlite3.OperationalError:
+                if not tripped:
+                    raise
+                self._slow_until[kind] = time.perf_counter() + SLOW_MEMORY
+                raise NotHere from None
+            finally:
+                self._conn.set_progress_handler(None, 0)
+        finally:
+            self._lock.release()
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -143,3 +191,11 @@ class Database:
 async def in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a blocking store call off the event loop."""
     return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+
+async def quick_read(db: Database, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A read of a few rows: on the event loop when that is quick (see `Database.read_here`), else in a thread."""
+    try:
+        return db.read_here(fn, *args, **kwargs)
+    except NotHere:
+        return await in_thread(fn, *args, **kwargs)

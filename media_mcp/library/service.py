@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -49,12 +51,27 @@ def extension_of(name: str) -> str:
 
 
 READY = m.OperationStatus.READY.value
+EPOCH_DAY = date(1970, 1, 1)
 PICTURE_TYPES = frozenset({m.MediaType.IMAGE.value, m.MediaType.VECTOR.value})
 
 
 def wire_timestamp(epoch: float) -> str:
-    """Seconds since the epoch as Wix writes times: UTC, milliseconds, ``Z``."""
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Seconds since the epoch as Wix writes times: UTC, milliseconds, ``Z`` (as `m.Timestamp` writes a datetime).
+
+    Microseconds are rounded half to even and then cut to milliseconds, as ``datetime.fromtimestamp`` does.
+    """
+    seconds = math.floor(epoch)
+    micro = round((epoch - seconds) * 1_000_000)
+    if micro == 1_000_000:
+        seconds, micro = seconds + 1, 0
+    days, in_day = divmod(seconds, 86_400)
+    hours, rest = divmod(in_day, 3_600)
+    return f"{_day(days)}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}.{micro // 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _day(days_since_epoch: int) -> str:
+    return (EPOCH_DAY + timedelta(days=days_since_epoch)).isoformat()
 
 
 def _media_wire(row: FileRow, url: str) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ def _default_columns(files: list[FileDescriptor]) -> list[FileField]:
 
 
 def day(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%d") if value else None
+    return value.date().isoformat() if value else None
 
 
 def stamp(value: datetime | None) -> str | None:

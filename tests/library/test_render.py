@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media_mcp.library.catalog import FileRow, FolderRow
-from media_mcp.library.service import Library
+from media_mcp.library.service import Library, wire_timestamp
 from media_mcp.wix import models as m
 
 BASE = "http://127.0.0.1:8123"
@@ -76,3 +79,14 @@ def test_folder_wire_is_what_the_folder_model_writes(library: Library) -> None:
     for wire in (library.folder_wire(row), library.system_folder_wire(m.TRASH_ROOT_ID)):
         assert m.Folder.model_validate(wire).to_wire() == wire
     assert library.folder_wire(row)["createdDate"] == "2027-01-15T08:00:00.500Z"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.floats(min_value=0, max_value=7_000_000_000, allow_nan=False)
+    | st.integers(min_value=0, max_value=7_000_000_000).map(lambda s: s + 0.9995)
+    | st.integers(min_value=0, max_value=7_000_000_000).map(lambda s: s + 0.0015)
+)
+def test_wire_timestamps_match_the_model_to_the_millisecond(epoch: float) -> None:
+    expected = m.FileDescriptor(id="x", display_name="x", created_date=datetime.fromtimestamp(epoch, UTC)).to_wire()
+    assert wire_timestamp(epoch) == expected["createdDate"]
