@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS archives (
 
 
 HERE_BUDGET = 0.001
-"""Seconds a read may hold the event loop before SQLite interrupts it (it then runs in a worker thread)."""
+"""CPU seconds a read may spend on the event loop before SQLite interrupts it (it then runs in a worker thread)."""
 SLOW_MEMORY = 10.0
 """Seconds reads of a kind that overran the budget go straight to a worker thread."""
 PROGRESS_STEPS = 1000
@@ -153,20 +153,19 @@ class Database:
         """Run the read ``fn`` in this thread if the store is free and the read is quick, else raise `NotHere`.
 
         A read on the event loop skips a worker thread's hand-off, which costs more than a small read itself.
-        It is tried only while no other thread holds the store, is interrupted by SQLite after `HERE_BUDGET`
-        seconds (nothing is written, so stopping is harmless), and after an interruption reads of the same kind
-        go to a worker thread for `SLOW_MEMORY` seconds. ``fn`` must only read.
+        It is tried only while no other thread holds the store. SQLite interrupts it after `HERE_BUDGET`
+        seconds of this thread's CPU time (nothing is written, so stopping is harmless), and then reads of
+        the same kind go to a worker thread for `SLOW_MEMORY` seconds. ``fn`` must only read.
         """
         kind = getattr(fn, "__qualname__", "read")
-        started = time.perf_counter()
-        if self._slow_until.get(kind, 0.0) > started or not self._lock.acquire(blocking=False):
+        if self._slow_until.get(kind, 0.0) > time.monotonic() or not self._lock.acquire(blocking=False):
             raise NotHere
-        deadline = started + HERE_BUDGET
+        deadline = time.thread_time() + HERE_BUDGET  # this thread's CPU time: a preempted read is not a slow one
         tripped = False
 
         def overdue() -> bool:
             nonlocal tripped
-            tripped = time.perf_counter() > deadline
+            tripped = time.thread_time() > deadline
             return tripped
 
         try:
@@ -176,7 +175,7 @@ class Database:
             except sqlite3.OperationalError:
                 if not tripped:
                     raise
-                self._slow_until[kind] = time.perf_counter() + SLOW_MEMORY
+                self._slow_until[kind] = time.monotonic() + SLOW_MEMORY
                 raise NotHere from None
             finally:
                 self._conn.set_progress_handler(None, 0)
