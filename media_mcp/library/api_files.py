@@ -354,17 +354,17 @@ async def bulk_restore_files(request: Request) -> Response:
     return JSONResponse({})
 
 
-routes = [
+routes = [  # the calls agents make most come first: a request is matched against each route in turn
+    Route("/files/search", search_files, methods=["POST"]),
+    Route("/files/get-file-by-id", get_file, methods=["GET"]),
+    Route("/files", list_files, methods=["GET"]),
+    Route("/files/get-files", get_files, methods=["POST"]),
     Route("/files/generate-download-url", generate_files_download_url, methods=["POST"]),
     Route("/files/generate-file-download-url", generate_file_download_url, methods=["POST"]),
-    Route("/files/get-file-by-id", get_file, methods=["GET"]),
-    Route("/files/get-files", get_files, methods=["POST"]),
     Route("/files/update-file-descriptor", update_file, methods=["PATCH"]),
     Route("/files/generate-upload-url", generate_upload_url, methods=["POST"]),
     Route("/files/generate-resumable-upload-url", generate_resumable_upload_url, methods=["POST"]),
     Route("/files/import", import_file, methods=["POST"]),
-    Route("/files/search", search_files, methods=["POST"]),
-    Route("/files", list_files, methods=["GET"]),
     Route("/bulk/files/delete", bulk_delete_files, methods=["POST"]),
     Route("/bulk/trash-bin/files/restore", bulk_restore_files, methods=["POST"]),
     Route("/trash-bin/files", list_deleted_files, methods=["GET"]),

@@ -12,6 +12,8 @@ import sqlite3
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from media_mcp.library.db import Database
@@ -83,19 +85,24 @@ class FileRow:
     @classmethod
     def all_from(cls, cursor: sqlite3.Cursor) -> list[FileRow]:
         """Every row a ``SELECT *`` cursor yields, reading columns by position (a page's rows, quickly)."""
-        columns = [d[0] for d in cursor.description]
-        at = [columns.index(name) for name in FILE_ROW_FIELDS]
-        labels, private = FILE_ROW_FIELDS.index("labels"), FILE_ROW_FIELDS.index("private")
+        pick = _picker(tuple(d[0] for d in cursor.description))
         out = []
         for row in cursor:
-            values = [row[i] for i in at]
-            values[labels] = json.loads(values[labels]) if values[labels] != "[]" else []
-            values[private] = bool(values[private])
+            values = list(pick(row))
+            values[LABELS_AT] = json.loads(values[LABELS_AT]) if values[LABELS_AT] != "[]" else []
+            values[PRIVATE_AT] = bool(values[PRIVATE_AT])
             out.append(cls(*values))
         return out
 
 
 FILE_ROW_FIELDS = tuple(f.name for f in fields(FileRow))
+LABELS_AT, PRIVATE_AT = FILE_ROW_FIELDS.index("labels"), FILE_ROW_FIELDS.index("private")
+
+
+@lru_cache(maxsize=8)
+def _picker(columns: tuple[str, ...]) -> itemgetter[Any]:
+    """Takes `FileRow`'s fields, in order, out of a row with these columns."""
+    return itemgetter(*(columns.index(name) for name in FILE_ROW_FIELDS))
 
 
 @dataclass

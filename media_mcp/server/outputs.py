@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import pydantic_core
+from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from media_mcp.server.fencing import clean, clean_labels
@@ -26,6 +28,16 @@ Cell = str | int | bool | list[str] | None
 if TYPE_CHECKING:
     Getter = Callable[[FileDescriptor, dict[str, int]], Cell]
 NEXT_CURSOR = "Pass back as 'cursor' for the next page; null at the end."
+
+
+def compact(result: BaseModel) -> CallToolResult:
+    """A tool answer: the structured content, and the same JSON without indentation as its text.
+
+    (The SDK's default text is indented JSON, which spends a line, and tokens, on every table cell.)
+    """
+    data = result.model_dump(mode="json", by_alias=True)
+    return CallToolResult(content=[TextContent(type="text", text=pydantic_core.to_json(data).decode())],
+                          structured_content=data)  # fmt: skip
 
 
 def _default_columns(files: list[FileDescriptor]) -> list[FileField]:

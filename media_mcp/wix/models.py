@@ -10,24 +10,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 # --- scalar conventions -------------------------------------------------------------------
-
-
-def _int64_in(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return value
 
 
 def _format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-Int64 = Annotated[int, BeforeValidator(_int64_in), PlainSerializer(str, return_type=str)]
-"""An int64, sent as a JSON string of digits like Wix does."""
+Int64 = Annotated[int, PlainSerializer(str, return_type=str)]
+"""An int64, sent as a JSON string of digits like Wix does (pydantic reads such strings as ints by itself)."""
 
 Timestamp = Annotated[datetime, PlainSerializer(_format_timestamp, return_type=str)]
 """An RFC 3339 UTC timestamp with milliseconds, e.g. ``2022-09-11T15:13:24.000Z``."""
