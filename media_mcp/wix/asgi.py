@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 import anyio
 import httpx
@@ -54,7 +54,7 @@ class AppSender:
             "http_version": "1.1",
             "method": method,
             "scheme": parts.scheme,
-            "path": parts.path,
+            "path": unquote(parts.path),
             "raw_path": parts.path.encode("ascii"),
             "query_string": "&".join(q for q in (parts.query, urlencode(params or [])) if q).encode("ascii"),
             "root_path": "",

@@ -32,6 +32,7 @@ async def mirror(scope: Scope, receive: Receive, send: Send) -> None:
         "method": scope["method"],
         "scheme": scope["scheme"],
         "path": scope["path"],
+        "raw_path": scope["raw_path"].split(b"?")[0].decode(),  # httpx's transport passes the query in it too
         "query": scope["query_string"].decode(),
         "headers": {k.decode(): v.decode() for k, v in scope["headers"] if k != b"user-agent"},
         "body": message.get("body", b"").decode(),
@@ -53,10 +54,13 @@ CASES: list[dict[str, Any]] = [
     },
     {"method": "POST", "url": "https://library.test/site-media/v1/files/search", "json": {"search": "café ☕", "n": 1}},
     {"method": "PATCH", "url": "http://library.test/x", "params": [("b", "2")], "json": {}},
+    {"method": "GET", "url": "http://library.test/site-media/v1/folders/a%20b%2Fc%C3%A9"},
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=["query-in-url", "repeated-params", "json-https", "params-and-json"])
+@pytest.mark.parametrize(
+    "case", CASES, ids=["query-in-url", "repeated-params", "json-https", "params-and-json", "escaped-path"]
+)
 async def test_the_app_sees_and_answers_what_httpx_would_deliver(case: dict[str, Any]) -> None:
     headers = {"Authorization": "secret-key", "wix-site-id": "site"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mirror)) as http:
