@@ -161,3 +161,21 @@ async def test_an_app_that_never_starts_its_answer_is_a_transport_failure() -> N
 
     with pytest.raises(httpx.RemoteProtocolError, match="without answering"):
         await AppSender(silent)("POST", "http://library.test/site-media/v1/folders", json={})
+
+
+async def test_work_after_the_answer_is_not_cut_short_by_the_timeout() -> None:
+    never = anyio.Event()
+    finished = False
+
+    async def answers_then_works(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal finished
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+        with anyio.move_on_after(0.3):  # a background job (an import) outlasting the call's time limit
+            await never.wait()
+        finished = True
+
+    with anyio.fail_after(10):
+        reply = await AppSender(answers_then_works)("POST", "http://library.test/x", json={}, timeout=0.05)
+    assert reply.status_code == 200 and finished
