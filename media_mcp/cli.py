@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from media_mcp import __version__
+from media_mcp.allocator import pin_mmap_threshold
+from media_mcp.settings import LibrarySettings, ServerSettings
 
 if TYPE_CHECKING:
     from media_mcp.server.backend import Backend
-    from media_mcp.settings import LibrarySettings, ServerSettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -187,6 +188,7 @@ def _run_library(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
+    pin_mmap_threshold()
     if args.command == "library":
         return _run_library(args)
     return _run_serve(args)

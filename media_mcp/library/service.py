@@ -55,7 +55,7 @@ EPOCH_DAY = date(1970, 1, 1)
 PICTURE_TYPES = frozenset({m.MediaType.IMAGE.value, m.MediaType.VECTOR.value})
 
 
-@lru_cache(maxsize=8192)  # the same rows are listed again and again
+@lru_cache(maxsize=1024)  # the same rows are listed again and again; about 200 KiB when full
 def wire_timestamp(epoch: float) -> str:
     """Seconds since the epoch as Wix writes times: UTC, milliseconds, ``Z`` (as `m.Timestamp` writes a datetime).
 

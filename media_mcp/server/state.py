@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from media_mcp.wix.client import WixMediaClient
 
 T = TypeVar("T")
+ORIGINS_KEPT = 10_000
 
 
 @dataclass
@@ -32,6 +34,16 @@ class ServerState:
     tokens: ConfirmTokens
     clock: Callable[[], float] = time.time
     origins: dict[str, str] = field(default_factory=dict)
+    """Where trashed items came from (the audit log also has it): the newest `ORIGINS_KEPT`, dropped on restore."""
+
+    def remember_origins(self, origins: dict[str, str]) -> None:
+        self.origins.update(origins)
+        for stale in list(itertools.islice(self.origins, max(len(self.origins) - ORIGINS_KEPT, 0))):
+            del self.origins[stale]
+
+    def forget_origins(self, ids: list[str]) -> None:
+        for item in ids:
+            self.origins.pop(item, None)
 
     def scope(self) -> Scope:
         """A fresh scope per call: folder moves elsewhere must not be hidden by a stale cache."""

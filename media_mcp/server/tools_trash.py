@@ -136,7 +136,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
             state.audit.record("move_to_trash", "failed", files=files, folders=folders, permanent=permanent)
             raise
         if not permanent:
-            state.origins.update(plan.origins)
+            state.remember_origins(plan.origins)
         state.audit.record(
             "move_to_trash", "done", files=files, folders=folders, permanent=permanent, confirmed_by=how,
             origins=None if permanent else plan.origins,
@@ -282,6 +282,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:  # noqa: C901 - one cl
             state.audit.record("restore_from_trash", "failed", files=files, folders=folders)
             raise
         state.audit.record("restore_from_trash", "done", files=files, folders=folders)
+        state.forget_origins(files + folders)
         return RestoreResult(
             status="done",
             restored_files=files,

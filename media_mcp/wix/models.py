@@ -30,7 +30,9 @@ Timestamp = Annotated[datetime, PlainSerializer(_format_timestamp, return_type=s
 class WixModel(BaseModel):
     """Base for every REST shape: camelCase aliases, unknown fields ignored."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    # JSON keys repeat and are worth pydantic-core's string cache; values (ids, names, dates) mostly do not,
+    # and caching them only fills memory.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", cache_strings="keys")
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON object as Wix sends it (aliases, no nulls)."""

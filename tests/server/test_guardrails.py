@@ -31,6 +31,7 @@ from pydantic import FileUrl, SecretStr
 from media_mcp import errors
 from media_mcp.library.app import create_app
 from media_mcp.library.service import Library
+from media_mcp.server import state as server_state
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
 from media_mcp.wix.auth import ApiKeyAuth
@@ -808,6 +809,18 @@ async def test_scope_restores_only_what_it_trashed(
     async with Client(make_server(allowed_folders=tree.inside), mode=mode) as fresh:
         data(await fresh.call_tool("restore_from_trash", {"file_ids": [tree.in_file]}))
     assert not await trashed(wix, tree.in_file)
+
+
+@bounded
+async def test_scope_restores_from_the_audit_log_what_memory_let_go(
+    monkeypatch: pytest.MonkeyPatch, scoped: Client, wix: WixMediaClient, tree: Tree
+) -> None:
+    monkeypatch.setattr(server_state, "ORIGINS_KEPT", 1)  # the server keeps only the newest origin in memory
+    data(await scoped.call_tool("move_to_trash", {"file_ids": [tree.in_file]}))
+    data(await scoped.call_tool("move_to_trash", {"file_ids": [tree.nested_file]}))
+    restored = data(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.in_file, tree.nested_file]}))
+    assert restored["restored_files"] == [tree.in_file, tree.nested_file]
+    assert not await trashed(wix, tree.in_file) and not await trashed(wix, tree.nested_file)
 
 
 # --- 5. uploads -------------------------------------------------------------------------------------------
