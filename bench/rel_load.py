@@ -52,12 +52,10 @@ MEMORY_TOLERANCE_MIB = 5.0
 calls each lie between them).
 
 5 MiB would be a leak of ~50 KiB per session (a session's transport, streams and task group) or ~0.5 KiB per call
-(a request or response body kept). The growth the server does show is below it, measured on the 2-core CI machine:
-~0.8 MiB per 5,000-call round, about 0.15 KiB per call, linear over a 50,000-call soak (its source is not pinned
-down yet). It is no Python object: after ``gc.collect()`` tracemalloc's traced size and pymalloc's allocated blocks
-stay flat (+30 KiB over 4,000 calls); about a third is pymalloc arena fragmentation (one more 1 MiB arena per
-~12,000 calls), the rest native allocations outside pymalloc that ``malloc_trim`` does not give back.
-``memory_growth_per_1k_calls_kib`` in the figures tracks it.
+(a request or response body kept). What the server shows is far below it: with glibc's mmap threshold pinned at
+start-up (`media_mcp.allocator`), glibc's free memory stays flat, and the rest (about 0.4-0.6 MiB per round,
+shrinking) is bounded caches filling: SQLite's page cache follows the database, which ``create_folder`` grows every
+round, up to 2 MiB. ``memory_growth_per_1k_calls_kib`` in the figures tracks it.
 """
 SHARED_FILES = 10
 PNG_16x8 = bytes.fromhex(
