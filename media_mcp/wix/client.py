@@ -183,7 +183,8 @@ class WixMediaClient:
                         raise outcome_unknown(name, "the server answered an unreadable body") from None
                     raise error from None
             error = from_response(response)
-            retry = response.status_code in RETRY_STATUSES and idempotent
+            # a 429 refused the request before doing it, so even a create may be sent again (after Retry-After)
+            retry = response.status_code in RETRY_STATUSES and (idempotent or response.status_code == 429)
             if retry and await self._backoff(name, attempt, deadline, error):
                 attempt += 1
                 continue

@@ -153,6 +153,15 @@ async def test_non_idempotent_calls_are_not_repeated_once_sent(harness: Harness)
     assert len(harness.requests) == 1
 
 
+async def test_a_create_refused_by_the_rate_limit_is_sent_again_after_retry_after(harness: Harness) -> None:
+    folder = {"folder": {"id": "d1", "displayName": "once", "parentFolderId": "media-root", "state": "OK"}}
+    harness.script = [wix_error(429, "TOO_MANY_REQUESTS", {"Retry-After": "3"}), httpx.Response(200, json=folder)]
+    async with harness.client() as wix:
+        assert (await wix.create_folder("once")).id == "d1"
+    assert len(harness.requests) == 2
+    assert harness.sleeps == [3.0]
+
+
 async def test_a_create_that_never_left_is_retried(harness: Harness) -> None:
     folder = {"folder": {"id": "d1", "displayName": "once", "parentFolderId": "media-root", "state": "OK"}}
     harness.script = [httpx.ConnectError("refused"), httpx.Response(200, json=folder)]
