@@ -9,14 +9,14 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
-from media_mcp.library.blobs import BlobStore
+from media_mcp.library.blobs import BlobStore, RunningHash
 from media_mcp.library.catalog import Catalog, FileRow, FolderRow
 from media_mcp.library.datadir import DataDir
 from media_mcp.library.db import Database
@@ -109,6 +109,8 @@ class Library:
     api_key: str
     site_id: str
     clock: Clock
+    running: dict[str, RunningHash] = field(default_factory=dict)
+    """Resumable uploads' hashes so far, by upload id (this process's memory only)."""
 
     @classmethod
     @contextmanager

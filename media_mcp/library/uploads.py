@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from media_mcp.library.api_files import catalog_error
-from media_mcp.library.blobs import Received, TooLarge
+from media_mcp.library.blobs import Received, RunningHash, TooLarge
 from media_mcp.library.catalog import CatalogError, FileRow
 from media_mcp.library.datadir import fsync_dir
 from media_mcp.library.db import in_thread
@@ -267,6 +267,7 @@ async def _sweep_expired(lib: Library, now: float) -> None:
     if expired:
         await in_thread(lib.records.drop_resumable, expired)
         for upload_id in expired:
+            lib.running.pop(upload_id, None)
             lib.part_path(upload_id).unlink(missing_ok=True)
 
 
@@ -319,13 +320,23 @@ async def tus_patch(request: Request) -> Response:
         return _tus_error(409, "another request is writing this upload")
     _busy.add(record.id)
     offset = record.offset
+    # hash as the bytes arrive, if the hash so far covers exactly the bytes kept (else the final PUT rehashes)
+    running = lib.running.pop(record.id, None)
+    if running is None or running.offset != offset:
+        running = RunningHash() if offset == 0 else None
+
+    def write(fh: Any, chunk: bytes) -> None:
+        fh.write(chunk)
+        if running is not None:
+            running.add(chunk)
+
     try:
         fh = await anyio.to_thread.run_sync(_append_open, lib.part_path(record.id), offset)
         try:
             async for chunk in request.stream():
                 if offset + len(chunk) > record.length:
                     return _tus_error(400, "more bytes than Upload-Length")
-                await anyio.to_thread.run_sync(fh.write, chunk)
+                await anyio.to_thread.run_sync(write, fh, chunk)
                 offset += len(chunk)
         except ClientDisconnect:
             log.info("resumable upload %s interrupted at %d bytes", record.id, offset)
@@ -333,6 +344,8 @@ async def tus_patch(request: Request) -> Response:
             # keep what arrived intact: fsync first, then record the new offset
             await anyio.to_thread.run_sync(_sync_close, fh)
             await in_thread(lib.records.set_offset, record.id, offset)
+            if running is not None and running.offset == offset:
+                lib.running[record.id] = running
     finally:
         _busy.discard(record.id)
     return Response(status_code=204, headers=_tus_headers(**{"Upload-Offset": str(offset)}))
@@ -346,6 +359,7 @@ async def tus_delete(request: Request) -> Response:
     if record is None or record.id in _busy:
         return _tus_error(404, "no such upload")
     await in_thread(lib.records.drop_resumable, [record.id])
+    lib.running.pop(record.id, None)
     lib.part_path(record.id).unlink(missing_ok=True)
     return Response(status_code=204, headers=_tus_headers())
 
@@ -369,7 +383,9 @@ async def tus_finish(request: Request) -> Response:
         try:
             if not request.query_params.get("filename") and record.filename and not req.get("name"):
                 req["name"] = record.filename
-            received = await lib.blobs.receive_file(lib.part_path(record.id))
+            running = lib.running.pop(record.id, None)
+            known = running if running is not None and running.offset == record.length else None
+            received = await lib.blobs.receive_file(lib.part_path(record.id), known)
             response = await _store(lib, request, received, req, jti)
         finally:
             _busy.discard(record.id)

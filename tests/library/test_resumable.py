@@ -21,6 +21,7 @@ from tusclient import client as tus_client
 
 from media_mcp.library.app import create_app
 from media_mcp.library.service import Library
+from media_mcp.settings import LibrarySettings
 from tests.conftest import Api, FakeClock, LoopbackServer
 
 pytestmark = pytest.mark.anyio
@@ -553,3 +554,45 @@ async def test_folder_trashed_before_the_final_put_keeps_the_bytes(api: Api) -> 
     assert response.status_code == 200, response.text
     assert response.json()["file"]["parentFolderId"] == folder
     assert await download(api, response.json()["file"]["id"]) == data
+
+
+# --- the hash: taken as the bytes arrive, or from disk when that is all there is -------------------
+
+
+async def test_the_hash_is_right_whether_taken_on_the_way_or_after_a_restart(
+    settings: LibrarySettings, clock: FakeClock
+) -> None:
+    data = data_of(11, 300_000)
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    async def session(lib: Library) -> AsyncIterator[Api]:
+        transport = httpx.ASGITransport(app=create_app(lib))
+        async with httpx.AsyncClient(transport=transport, base_url="http://library.test") as http:
+            yield Api(http, lib, "asgi")
+
+    # on the way: several PATCHes, one interrupted by a wrong offset, then the final PUT
+    with Library.open(settings, clock=clock) as lib:
+        async for api in session(lib):
+            minted = await mint(api, sizeInBytes=str(len(data)))
+            location = await create(api, minted, len(data))
+            assert (await patch(api, location, 0, data[:100_000])).status_code == 204
+            assert (await patch(api, location, 5, data[5:9])).status_code == 409
+            assert (await patch(api, location, 100_000, data[100_000:])).status_code == 204
+            file = (await finish(api, minted, "on-the-way.bin")).json()["file"]
+            assert file["hash"] == md5 and lib.running == {}
+
+    # a restart between PATCHes: the new process has no running hash and reads the file instead
+    with Library.open(settings, clock=clock) as lib:
+        async for api in session(lib):
+            minted = await mint(api, sizeInBytes=str(len(data)))
+            location = await create(api, minted, len(data))
+            assert (await patch(api, location, 0, data[:123_456])).status_code == 204
+            assert set(lib.running) == {location.rsplit("/", 1)[1]}
+    with Library.open(settings, clock=clock) as lib:
+        async for api in session(lib):
+            assert lib.running == {}
+            assert (await patch(api, location, 123_456, data[123_456:])).status_code == 204
+            assert lib.running == {}  # nothing to continue from: the final PUT will hash from disk
+            file = (await finish(api, minted, "after-restart.bin")).json()["file"]
+            assert file["hash"] == md5
+            assert await download(api, file["id"]) == data
