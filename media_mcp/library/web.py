@@ -20,7 +20,6 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_JSON_BYTES = 1024 * 1024
 LIST_PARAMS = frozenset({"mediaTypes"})
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def library(request: Request) -> Library:
@@ -33,12 +32,8 @@ def base_url(request: Request) -> str:
     configured = library(request).settings.library_public_url
     if configured:
         return configured.rstrip("/")
-    scheme = request.scope["scheme"]
-    host = request.headers.get("host")
-    if host is None:  # as Starlette builds request.url, without building the rest of it
-        name, port = request.scope["server"]
-        host = name if port == DEFAULT_PORTS.get(scheme) else f"{name}:{port}"
-    return f"{scheme}://{host}"
+    url = request.url  # Starlette checks the Host header here and falls back to the server address
+    return f"{url.scheme}://{url.netloc}"
 
 
 async def read_json(request: Request, model: type[M]) -> M:

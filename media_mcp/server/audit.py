@@ -73,6 +73,11 @@ class AuditLog:
             finally:
                 os.close(fd)
 
+    @property
+    def recalls(self) -> bool:
+        """Whether `trashed_from` can answer: the log is a file."""
+        return isinstance(self.target, Path)
+
     def trashed_from(self, item_id: str, max_bytes: int = 4 * 1024 * 1024) -> str | None:
         """Where the newest trash entry says this item lived (for restores under a folder scope)."""
         if not isinstance(self.target, Path) or not self.target.exists():

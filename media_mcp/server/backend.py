@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from media_mcp.library.service import Library
     from media_mcp.settings import LibrarySettings
+    from media_mcp.wix.asgi import AppSender
     from media_mcp.wix.client import WixMediaClient
 
 log = logging.getLogger("media_mcp.server")
@@ -82,6 +83,7 @@ class LocalBackend:
         self._client: WixMediaClient | None = None
         self._library: Library | None = None
         self._owned_http: httpx.AsyncClient | None = None
+        self._sender: AppSender | None = None
 
     def start(self) -> None:
         if self._thread is None:
@@ -176,11 +178,14 @@ class LocalBackend:
         # address, so the links it mints are the ones uvicorn serves to browsers, curl and tus clients.
         app = create_app(self._library)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=httpx.Timeout(60.0))
-        self._client = WixMediaClient(self.base_url, auth, http=http, sender=AppSender(app))
+        self._sender = AppSender(app)
+        self._client = WixMediaClient(self.base_url, auth, http=http, sender=self._sender)
         self._owned_http = http
         return self._client
 
     async def aclose(self) -> None:
+        if self._sender is not None:
+            await self._sender.aclose()  # let in-process requests (an import's download) finish, bounded
         if self._client is not None:
             await self._client.aclose()
         if self._owned_http is not None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from media_mcp.wix.client import WixMediaClient
 
 T = TypeVar("T")
-ORIGINS_KEPT = 10_000
+ORIGINS_KEPT = 100_000
 
 
 @dataclass
@@ -34,10 +34,15 @@ class ServerState:
     tokens: ConfirmTokens
     clock: Callable[[], float] = time.time
     origins: dict[str, str] = field(default_factory=dict)
-    """Where trashed items came from (the audit log also has it): the newest `ORIGINS_KEPT`, dropped on restore."""
+    """Where trashed items came from, under a folder scope: all of them, or, when the audit log is a file that also
+    has them, the newest `ORIGINS_KEPT`; dropped on restore."""
 
     def remember_origins(self, origins: dict[str, str]) -> None:
+        if not self.settings.allowed_folder_ids:  # only a folder scope asks where a restored item came from
+            return
         self.origins.update(origins)
+        if not self.audit.recalls:  # nothing else remembers them: keep them all
+            return
         for stale in list(itertools.islice(self.origins, max(len(self.origins) - ORIGINS_KEPT, 0))):
             del self.origins[stale]
 

@@ -9,8 +9,8 @@ The answer comes back as an ``httpx.Response``, so the adapter treats it like an
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
@@ -26,15 +26,17 @@ QueryParams = list[tuple[str, Any]] | None
 
 
 class AppSender:
-    """Sends one JSON API request to ``app`` and collects its whole answer (bounded by ``timeout``).
+    """Sends one JSON API request to ``app`` and collects its answer, bounded by ``timeout``.
 
-    The call returns when the app does: work the app does after answering (Starlette background tasks,
-    such as an import from a URL) is awaited, but not cut short by the timeout.
+    Each request runs as a task of its own, the way a server runs a request for a socket: the caller waits for
+    the answer only. If the caller gives up (its timeout, or its own cancellation) the request still runs to its
+    end, and work the app does after answering (an import's download) goes on without holding the caller.
     """
 
     def __init__(self, app: ASGIApp, client: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.app = app
         self.client = client
+        self._running: set[asyncio.Task[None]] = set()
 
     async def __call__(
         self,
@@ -67,8 +69,8 @@ class AppSender:
             "server": (parts.hostname or "", port),
             "client": self.client,
         }
-        answered = anyio.Event()
-        request_sent = False
+        ended = asyncio.Event()  # the answer is complete, or the request ended without one
+        request_sent = complete = False
         status: int | None = None
         reply_headers: list[tuple[bytes, bytes]] = []
         chunks: list[bytes] = []
@@ -78,36 +80,42 @@ class AppSender:
             if not request_sent:
                 request_sent = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            await answered.wait()
+            await ended.wait()
             return {"type": "http.disconnect"}
 
-        limit = anyio.CancelScope(deadline=math.inf if timeout is None else anyio.current_time() + timeout)
-
         async def send(message: Message) -> None:
-            nonlocal status, reply_headers
+            nonlocal status, reply_headers, complete
             if message["type"] == "http.response.start":
                 status, reply_headers = message["status"], list(message.get("headers", []))
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    answered.set()
-                    limit.deadline = math.inf  # the time limit is on the answer; work after it (an import) runs on
+                    complete = True
+                    ended.set()
 
-        try:
-            with limit:
+        async def serve() -> None:
+            try:
                 await self.app(scope, receive, send)
-            if limit.cancelled_caught:
-                raise httpx.ReadTimeout("the in-process API did not answer in time")
-        except httpx.ReadTimeout:
-            raise
-        except Exception as exc:
-            # The app logged it and, if it got that far, answered 500: pass that answer on, as a socket would.
-            if status is None or not answered.is_set():
-                raise httpx.RemoteProtocolError(
-                    f"the in-process API failed without answering ({type(exc).__name__})"
-                ) from None
-        finally:
-            answered.set()
-        if status is None:
+            except Exception:  # noqa: S110 - the app logged it and answered 500 if it could; the caller sees that
+                pass
+            finally:
+                ended.set()
+
+        task = asyncio.get_running_loop().create_task(serve())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        with anyio.move_on_after(timeout):
+            await ended.wait()
+        if not ended.is_set():
+            raise httpx.ReadTimeout("the in-process API did not answer in time")
+        if status is None or not complete:
             raise httpx.RemoteProtocolError("the in-process API ended without answering")
         return httpx.Response(status, headers=reply_headers, content=b"".join(chunks))
+
+    async def aclose(self, grace: float = 5.0) -> None:
+        """Wait (at most ``grace`` seconds) for requests still running, then cancel what is left."""
+        with anyio.move_on_after(grace):
+            while self._running:
+                await asyncio.wait(set(self._running))
+        for task in list(self._running):
+            task.cancel()

@@ -94,13 +94,14 @@ def _app(handler: Any) -> Starlette:
                      exception_handlers={Exception: unexpected})  # fmt: skip
 
 
-def _client(app: Any, **kwargs: Any) -> WixMediaClient:
-    async def no_wait(seconds: float) -> None:
-        return None
+async def _no_wait(seconds: float) -> None:
+    return None
 
+
+def _client(app: Any, **kwargs: Any) -> WixMediaClient:
     policy = RetryPolicy(attempts=3, rng=random.Random(3), budget=kwargs.pop("budget", 60.0))
     return WixMediaClient("http://library.test", ApiKeyAuth(SecretStr("k"), "s"), sender=AppSender(app),
-                          retry=policy, sleep=no_wait, **kwargs)  # fmt: skip
+                          retry=policy, sleep=_no_wait, **kwargs)  # fmt: skip
 
 
 async def test_an_app_that_fails_after_answering_passes_its_500_on() -> None:
@@ -136,23 +137,31 @@ async def test_an_app_that_dies_without_answering_is_a_transport_failure() -> No
         assert write.value.code == "OUTCOME_UNKNOWN"
 
 
-async def test_a_stalled_app_is_cut_off_at_the_timeout() -> None:
-    never = anyio.Event()
+async def test_a_stalled_app_is_given_up_at_the_timeout_but_runs_to_its_end() -> None:
+    go = anyio.Event()
     entered = 0
+    finished = 0
 
     async def stalls(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal entered
+        nonlocal entered, finished
         entered += 1
-        await never.wait()
+        await go.wait()
+        finished += 1  # a socket server would finish the request too, after its client gave up
 
+    sender = AppSender(stalls)
     with anyio.fail_after(10):  # the test's own bound: the sender must give up long before this
         with pytest.raises(httpx.ReadTimeout):
-            await AppSender(stalls)("GET", "http://library.test/site-media/v1/folders", timeout=0.05)
-        async with _client(stalls, budget=0.2) as wix:
-            with pytest.raises(errors.Unavailable) as caught:
-                await wix.search_folders()
-    assert caught.value.code == "TIMEOUT"
-    assert entered >= 2  # the budget allowed more than one attempt, each cut short
+            await sender("GET", "http://library.test/site-media/v1/folders", timeout=0.05)
+        policy = RetryPolicy(attempts=3, rng=random.Random(3), budget=0.2)
+        auth = ApiKeyAuth(SecretStr("k"), "s")
+        wix = WixMediaClient("http://library.test", auth, sender=sender, retry=policy, sleep=_no_wait)
+        with pytest.raises(errors.Unavailable) as caught:
+            await wix.search_folders()
+        assert caught.value.code == "TIMEOUT"
+        assert entered >= 2 and finished == 0  # the budget allowed more than one attempt, each given up
+        go.set()
+        await sender.aclose(grace=5)
+    assert finished == entered
 
 
 async def test_an_app_that_never_starts_its_answer_is_a_transport_failure() -> None:
@@ -163,19 +172,46 @@ async def test_an_app_that_never_starts_its_answer_is_a_transport_failure() -> N
         await AppSender(silent)("POST", "http://library.test/site-media/v1/folders", json={})
 
 
-async def test_work_after_the_answer_is_not_cut_short_by_the_timeout() -> None:
-    never = anyio.Event()
-    finished = False
+async def test_the_answer_returns_at_once_and_work_after_it_runs_on() -> None:
+    go, finished = anyio.Event(), anyio.Event()
 
     async def answers_then_works(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal finished
         await receive()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
-        with anyio.move_on_after(0.3):  # a background job (an import) outlasting the call's time limit
-            await never.wait()
-        finished = True
+        await go.wait()  # a background job (an import's download) that outlasts the call
+        finished.set()
 
+    sender = AppSender(answers_then_works)
     with anyio.fail_after(10):
-        reply = await AppSender(answers_then_works)("POST", "http://library.test/x", json={}, timeout=0.05)
-    assert reply.status_code == 200 and finished
+        reply = await sender("POST", "http://library.test/x", json={}, timeout=0.05)
+        assert reply.status_code == 200 and not finished.is_set()
+        go.set()
+        await finished.wait()
+        await sender.aclose()
+
+
+async def test_a_caller_that_is_cancelled_does_not_cut_the_request_short() -> None:
+    started, go, done = anyio.Event(), anyio.Event(), anyio.Event()
+
+    async def writes(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        started.set()
+        await go.wait()
+        done.set()  # the write happens, as it would on a server whose client hung up
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    sender = AppSender(writes)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                await sender("POST", "http://library.test/folders", json={"displayName": "x"})
+
+            tg.start_soon(call)
+            await started.wait()
+            tg.cancel_scope.cancel()
+        go.set()
+        await done.wait()
+        await sender.aclose()
