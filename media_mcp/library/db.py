@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
@@ -125,6 +126,7 @@ class Database:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()  # re-entrant: `read_here` holds it while the read takes it again
         self._slow_until: dict[str, float] = {}
+        self._tripped_at: dict[str, float] = {}
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
@@ -155,7 +157,8 @@ class Database:
         A read on the event loop skips a worker thread's hand-off, which costs more than a small read itself.
         It is tried only while no other thread holds the store. SQLite interrupts it after `HERE_BUDGET`
         seconds of this thread's CPU time (nothing is written, so stopping is harmless), and then reads of
-        the same kind go to a worker thread for `SLOW_MEMORY` seconds. ``fn`` must only read.
+        the same kind go to a worker thread for `SLOW_MEMORY` seconds once they overran twice within that time (a
+        single overrun is often a cold start: the first search after opening). ``fn`` must only read.
 
         The budget is checked between SQLite's virtual-machine steps, and an FTS5 match can do a lot of work in one
         step: on a large library a broad text search may hold the loop for its whole length (measured: ~20 ms at
@@ -179,7 +182,10 @@ class Database:
             except sqlite3.OperationalError:
                 if not tripped:
                     raise
-                self._slow_until[kind] = time.monotonic() + SLOW_MEMORY
+                now = time.monotonic()
+                if now - self._tripped_at.get(kind, -math.inf) < SLOW_MEMORY:  # twice: a slow kind, not a cold start
+                    self._slow_until[kind] = now + SLOW_MEMORY
+                self._tripped_at[kind] = now
                 raise NotHere from None
             finally:
                 self._conn.set_progress_handler(None, 0)

@@ -28,9 +28,10 @@ QueryParams = list[tuple[str, Any]] | None
 class AppSender:
     """Sends one JSON API request to ``app`` and collects its answer, bounded by ``timeout``.
 
-    Each request runs as a task of its own, the way a server runs a request for a socket: the caller waits for
-    the answer only. If the caller gives up (its timeout, or its own cancellation) the request still runs to its
-    end, and work the app does after answering (an import's download) goes on without holding the caller.
+    Each request that may change something runs as a task of its own, the way a server runs a request for a
+    socket: the caller waits for the answer only. If the caller gives up (its timeout, or its own cancellation)
+    the request still runs to its end, and work the app does after answering (an import's download) goes on
+    without holding the caller. Reads run in the caller's task.
     """
 
     def __init__(self, app: ASGIApp, client: tuple[str, int] = ("127.0.0.1", 0)) -> None:
@@ -47,7 +48,10 @@ class AppSender:
         params: QueryParams = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        reads_only: bool = False,
     ) -> httpx.Response:
+        """``reads_only``: the request changes nothing, so it may run in the caller's own task (a step less per
+        call); if the caller gives up on it, it is simply cut short."""
         parts = urlsplit(url)
         body = b"" if json is None else pydantic_core.to_json(json)
         raw_headers = [(b"host", parts.netloc.encode("ascii"))]
@@ -101,16 +105,19 @@ class AppSender:
             finally:
                 ended.set()
 
-        task = asyncio.get_running_loop().create_task(serve())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        with anyio.move_on_after(timeout):
-            await ended.wait()
-        if not ended.is_set():
+        with anyio.move_on_after(timeout) as limit:
+            if reads_only:
+                await serve()
+            else:
+                task = asyncio.get_running_loop().create_task(serve())
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+                await ended.wait()
+        if status is not None and complete:
+            return httpx.Response(status, headers=reply_headers, content=b"".join(chunks))
+        if limit.cancelled_caught or not ended.is_set():
             raise httpx.ReadTimeout("the in-process API did not answer in time")
-        if status is None or not complete:
-            raise httpx.RemoteProtocolError("the in-process API ended without answering")
-        return httpx.Response(status, headers=reply_headers, content=b"".join(chunks))
+        raise httpx.RemoteProtocolError("the in-process API ended without answering")
 
     async def aclose(self, grace: float = 5.0) -> None:
         """Wait (at most ``grace`` seconds) for requests still running, then cancel what is left."""

@@ -36,6 +36,10 @@ API_PREFIX = "/site-media/v1"
 DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=30)
 
 
+READ_ONLY_POSTS = frozenset({"search_files", "search_folders", "get_files"})
+"""Calls sent as POST that change nothing (the GET calls change nothing either)."""
+
+
 class Empty(m.WixModel):
     """The ``{}`` that bulk calls answer."""
 
@@ -156,7 +160,7 @@ class WixMediaClient:
                 await self._limiter.acquire()
             headers = await self._auth.headers(self.http) if self._auth is not None else {}
             try:
-                response = await self._send(method, url, json, params, headers, deadline)
+                response = await self._send(name, method, url, json, params, headers, deadline)
             except httpx.InvalidURL as exc:  # an argument that no URL can carry (too long): never sent
                 raise e.InvalidRequest(f"{name}: {exc}; shorten the arguments", code="URL_TOO_LONG") from None
             except httpx.HTTPError as exc:
@@ -204,12 +208,20 @@ class WixMediaClient:
         return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
 
     async def _send(
-        self, method: str, url: str, json: Any, params: QueryItems | None, headers: dict[str, str], deadline: float
+        self,
+        name: str,
+        method: str,
+        url: str,
+        json: Any,
+        params: QueryItems | None,
+        headers: dict[str, str],
+        deadline: float,
     ) -> httpx.Response:
         if self._sender is not None:
             return await self._sender(
-                method, url, json=json, params=params, headers=headers, timeout=self._attempt_seconds(deadline)
-            )
+                method, url, json=json, params=params, headers=headers, timeout=self._attempt_seconds(deadline),
+                reads_only=method == "GET" or name in READ_ONLY_POSTS,
+            )  # fmt: skip
         return await self.http.request(
             method, url, json=json, params=params, headers=headers, timeout=self._attempt_timeout(deadline)
         )

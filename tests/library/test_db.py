@@ -85,15 +85,18 @@ async def test_a_busy_store_sends_the_read_to_a_worker_thread(reads: Reads) -> N
 
 async def test_a_slow_read_is_cut_short_then_done_in_a_thread_and_remembered(reads: Reads) -> None:
     loop_thread = threading.get_ident()
+    total = SLOW_N * (SLOW_N + 1) // 2
     with anyio.fail_after(60):
-        assert await quick_read(reads.db, reads.big) == SLOW_N * (SLOW_N + 1) // 2
+        assert await quick_read(reads.db, reads.big) == total
         assert reads.threads[0] == loop_thread and reads.threads[1] != loop_thread  # tried here, redone elsewhere
-        assert await quick_read(reads.db, reads.big, 10) == 55  # same kind: straight to a thread for a while
-        assert reads.threads[2] != loop_thread
+        assert await quick_read(reads.db, reads.big) == total  # once may be a cold start: tried here again
+        assert reads.threads[2] == loop_thread and reads.threads[3] != loop_thread
+        assert await quick_read(reads.db, reads.big, 10) == 55  # twice: that kind goes straight to a thread
+        assert reads.threads[4] != loop_thread and len(reads.threads) == 5
         assert await quick_read(reads.db, reads.small) == 42  # another kind still runs here
-        assert reads.threads[3] == loop_thread
+        assert reads.threads[5] == loop_thread
         # the interruption did not outlive the attempt: a long read in this thread is left alone
-        assert reads.big() == SLOW_N * (SLOW_N + 1) // 2
+        assert reads.big() == total
 
 
 async def test_a_failing_read_fails_as_it_would_in_a_thread(reads: Reads) -> None:
