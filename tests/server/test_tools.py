@@ -853,10 +853,13 @@ async def test_a_fifty_file_page_is_compact(client: Client, library: Library, wi
         name = f"IMG_{20240612 + n // 20}_{142233 + n * 7:06d}.jpg"
         catalog_file(library, name, folders[n % 3], 1_800_000 + n * 37_411, float(taken))
     with anyio.fail_after(WAIT):
-        page = await call(client, "search_files", {"limit": 50})
+        result = await client.call_tool("search_files", {"limit": 50})
+    page = ok(result)
     assert len(page["rows"]) == 50 and len(page["folders"]) == 3 and page["next_cursor"]
     size = len(json.dumps(page, separators=(",", ":"), ensure_ascii=False))
     assert size < 6 * 1024, f"a 50-file page is {size} bytes"
+    # what a client that reads only text gets: the same JSON, unindented (not a line per cell)
+    assert json.loads(text_of(result)) == page and len(text_of(result).encode()) == size
 
 
 # --- read-only mode ------------------------------------------------------------------------------
