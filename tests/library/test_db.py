@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from media_mcp.library.db import Database, NotHere, quick_read
+from media_mcp.library.db import STORE_THREADS, Database, NotHere, in_thread, quick_read
 
 pytestmark = pytest.mark.anyio
 
@@ -103,3 +103,50 @@ async def test_a_failing_read_fails_as_it_would_in_a_thread(reads: Reads) -> Non
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         await quick_read(reads.db, reads.broken)
     assert reads.db.read_here(reads.small) == 42  # not remembered as slow, the lock released
+
+
+async def test_store_calls_occupy_at_most_store_threads_worker_threads(reads: Reads) -> None:
+    running, peak = 0, 0
+    count = threading.Lock()
+    release = threading.Event()
+
+    def call() -> None:
+        nonlocal running, peak
+        with count:
+            running += 1
+            peak = max(peak, running)
+        release.wait(10)
+        with count:
+            running -= 1
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for _ in range(3 * STORE_THREADS):
+                tg.start_soon(in_thread, call)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+    assert peak == STORE_THREADS
+
+
+async def test_a_cancelled_store_call_waiting_for_a_thread_never_runs(reads: Reads) -> None:
+    release = threading.Event()
+    ran: list[str] = []
+
+    def busy() -> None:
+        release.wait(10)
+
+    def late() -> None:
+        ran.append("late")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for _ in range(STORE_THREADS):
+                tg.start_soon(in_thread, busy)
+            with anyio.CancelScope() as waiting:
+                tg.start_soon(in_thread, late)  # queued: every store thread is taken
+                await anyio.wait_all_tasks_blocked()
+                waiting.cancel()
+            tg.cancel_scope.cancel()  # the caller gives up on the queued call...
+            release.set()  # ...and the busy ones finish (a thread's work is never cut short)
+    assert ran == []
+    assert await in_thread(lambda: 7) == 7  # every slot came back
