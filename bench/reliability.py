@@ -253,6 +253,9 @@ def hostile_row(f: dict[str, Any]) -> Row:
 def load_row(f: dict[str, Any]) -> Row:
     sessions, per, repeats = _n(f, "sessions"), _n(f, "calls_per_session"), _n(f, "repeats")
     tried = f"{sessions} sessions x {per} calls x {repeats} repeats = {_n(f, 'calls')} calls"
+    catalog = _n(f.get("catalog") or {}, "files")
+    if catalog:
+        tried += f", on a library of {catalog:,} files"
     growth = f"{f.get('memory_growth_mib')} MiB" if repeats > 1 else "n/a (one repeat)"
     rss = f.get("rss_mib") or {}
     after = rss.get("after_repeats") or []
