@@ -13,6 +13,7 @@ Everything talks to a real ``media-mcp library`` subprocess on 127.0.0.1, the wa
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import hashlib
 import importlib.metadata
@@ -345,6 +346,64 @@ def time_upload(client: httpx.Client, server: LibraryServer, source: Path, size:
     return elapsed, str(descriptor["id"])
 
 
+RESUMABLE_CHUNK = 32 * MIB
+"""Bytes per tus PATCH in the resumable upload measurement."""
+
+
+def time_resumable(
+    client: httpx.Client, server: LibraryServer, source: Path, size: int, md5: str
+) -> tuple[float, float]:
+    """Upload through tus (create, PATCHes of `RESUMABLE_CHUNK`, then the final PUT that makes the file); returns
+    (seconds for the whole upload, seconds for the final PUT alone)."""
+    minted = _api(
+        client,
+        server,
+        "/files/generate-resumable-upload-url",
+        {"mimeType": "application/octet-stream", "fileName": "big.bin", "uploadProtocol": "TUS"},
+    )
+    url, token = minted["uploadUrl"], minted["uploadToken"]
+    tus = {"Tus-Resumable": "1.0.0"}
+    metadata = ",".join(
+        f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in (("token", token), ("filename", "big.bin"))
+    )
+    _settle()
+    start = time.perf_counter()
+    created = client.post(url, headers={**tus, "Upload-Length": str(size), "Upload-Metadata": metadata})
+    if created.status_code != 201:
+        raise RuntimeError(f"tus create answered {created.status_code}: {created.text[:500]}")
+    location = httpx.URL(url).join(created.headers["Location"])
+    offset = 0
+    with source.open("rb") as fh:
+        while chunk := fh.read(RESUMABLE_CHUNK):
+            patched = client.patch(
+                location,
+                content=chunk,
+                headers={**tus, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"},
+            )
+            if patched.status_code != 204:
+                raise RuntimeError(f"tus PATCH at {offset} answered {patched.status_code}: {patched.text[:500]}")
+            offset += len(chunk)
+    final_start = time.perf_counter()
+    done = client.put(f"{url}/{token}", params={"filename": "big.bin"})
+    end = time.perf_counter()
+    if done.status_code != 200:
+        raise RuntimeError(f"the final PUT answered {done.status_code}: {done.text[:500]}")
+    descriptor = done.json()["file"]
+    if int(descriptor["sizeInBytes"]) != size or descriptor["hash"] != md5:
+        raise RuntimeError(f"resumable upload stored {descriptor['sizeInBytes']} bytes with md5 {descriptor['hash']}")
+    return end - start, end - final_start
+
+
+def time_md5(source: Path) -> float:
+    """Seconds to read ``source`` and take its md5: what a final PUT costs if it has to hash the file again."""
+    _settle()
+    start = time.perf_counter()
+    digest = hashlib.md5(usedforsecurity=False)
+    for block in _blocks(source):
+        digest.update(block)
+    return time.perf_counter() - start
+
+
 def time_download(client: httpx.Client, server: LibraryServer, file_id: str, target: Path, size: int) -> float:
     """GET the file through a freshly minted download URL, streaming it into ``target``."""
     minted = _api(client, server, "/files/generate-file-download-url", {"fileId": file_id})
@@ -419,6 +478,9 @@ class TransferResults:
     upload_vs_cp_fsync: float
     download_vs_cp: float
     download_vs_cp_fsync: float
+    resumable: Throughput
+    resumable_final_put_ms: list[float]
+    md5_reread_ms: list[float]
     sha256_verified: bool
     upload_memory: list[MemorySample]
     download_memory: list[MemorySample]
@@ -431,7 +493,11 @@ def bench_transfers(work: Path, size: int, repeats: int) -> TransferResults:
     print(f"transfer: writing {size / MIB:.0f} MiB of random data to {source}", flush=True)
     sha, md5 = make_source(source, size)
     copy, fetched = work / "copy.bin", work / "download.bin"
-    times: dict[str, list[float]] = {"cp": [], "cp_fsync": [], "upload": [], "download": [], "download_lean": []}
+    times: dict[str, list[float]] = {
+        "cp": [], "cp_fsync": [], "upload": [], "download": [], "download_lean": [], "resumable": [],
+    }  # fmt: skip
+    final_put: list[float] = []
+    md5_reread: list[float] = []
     up_mem: list[MemorySample] = []
     down_mem: list[MemorySample] = []
     verified = False
@@ -458,9 +524,14 @@ def bench_transfers(work: Path, size: int, repeats: int) -> TransferResults:
                 verified = True
             fetched.unlink()
             times["download_lean"].append(time_lean_download(client, server, file_id, fetched, size))
+            whole, final = time_resumable(client, server, source, size, md5)
+            times["resumable"].append(whole)
+            final_put.append(final)
+            md5_reread.append(time_md5(source))
             print(
                 f"transfer run {run}/{repeats}: "
                 + ", ".join(f"{k} {size / MB / v[-1]:.0f} MB/s" for k, v in times.items())
+                + f", resumable final PUT {final_put[-1] * 1000:.0f} ms (md5 re-read {md5_reread[-1] * 1000:.0f} ms)"
                 + f", upload peak growth {up_mem[-1].growth_mib:.1f} MiB",
                 flush=True,
             )
@@ -477,6 +548,9 @@ def bench_transfers(work: Path, size: int, repeats: int) -> TransferResults:
         upload_vs_cp_fsync=_ratio(rates["upload"], rates["cp_fsync"]),
         download_vs_cp=_ratio(rates["download"], rates["cp"]),
         download_vs_cp_fsync=_ratio(rates["download"], rates["cp_fsync"]),
+        resumable=rates["resumable"],
+        resumable_final_put_ms=[round(v * 1000, 1) for v in final_put],
+        md5_reread_ms=[round(v * 1000, 1) for v in md5_reread],
         sha256_verified=verified,
         upload_memory=up_mem,
         download_memory=down_mem,
@@ -488,6 +562,9 @@ def bench_transfers(work: Path, size: int, repeats: int) -> TransferResults:
             "the download is streamed to a file without fsync, like plain cp",
             "download_lean_client: the same download read by a bare-socket client (info: the library's own speed)",
             "cp is warmed up once (untimed) before the first run",
+            f"resumable: tus create, PATCHes of {RESUMABLE_CHUNK // MIB} MiB, then the final PUT; the library hashes"
+            " PATCHed bytes as they arrive, so the final PUT re-reads the file only after a restart (md5_reread_ms:"
+            " reading the source and taking its md5, what the final PUT would cost otherwise)",
         ],
     )
 
@@ -791,6 +868,12 @@ def _transfer_markdown(t: TransferResults) -> str:
             "download: GET minted URL to file", t.download, f"{t.download_vs_cp:.2f}", f"{t.download_vs_cp_fsync:.2f}"
         ),  # fmt: skip
         row(
+            f"upload: resumable (tus, {RESUMABLE_CHUNK // MIB} MiB PATCHes, final PUT)",
+            t.resumable,
+            f"{_ratio(t.resumable, t.cp):.2f}",
+            f"{_ratio(t.resumable, t.cp_fsync):.2f}",
+        ),
+        row(
             "(info) download, bare-socket client instead of httpx",
             t.download_lean_client,
             f"{_ratio(t.download_lean_client, t.cp):.2f}",
@@ -813,6 +896,11 @@ def _transfer_markdown(t: TransferResults) -> str:
         f"### Transfers: {t.size_bytes / MIB:.0f} MiB file, {t.repeats} repeat(s), MB = 10^6 bytes, "
         f"sha256 verified: {'yes' if t.sha256_verified else 'no'}\n\n"
         + _table(["operation", "median MB/s", "runs MB/s", "vs cp", "vs cp+fsync"], rows)
+        + f"\n\nResumable upload's final PUT: median {statistics.median(t.resumable_final_put_ms):.0f} ms"
+        f" (runs {', '.join(f'{v:.0f}' for v in t.resumable_final_put_ms)}),"
+        f" {statistics.median(t.resumable_final_put_ms) / statistics.median(t.md5_reread_ms):.3f}x the"
+        f" {statistics.median(t.md5_reread_ms):.0f} ms it takes to read the file again for its md5 (which the final"
+        " PUT does only after a restart)\n"
         + f"\n\n### Library process memory (idle RSS {t.idle_rss_mib:.1f} MiB)\n\n"
         + _table(["phase", "run", "RSS before MiB", "VmHWM after MiB", "growth MiB", "peak reset"], mem_rows)
     )

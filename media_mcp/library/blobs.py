@@ -23,6 +23,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from media_mcp.library.datadir import fsync_dir
 
 BLOCK = 1024 * 1024
+"""Bytes handed to a worker thread at a time. An upload passes the network's chunks on as a list, not joined: a
+joined block would be a fresh 1 MiB allocation each time, which glibc maps and unmaps (see `media_mcp.allocator`)."""
 HEAD_BYTES = 8192
 FLUSH_EVERY = 8 * BLOCK
 """An upload is written back to disk in the background every this many bytes, so its final fsync is short."""
@@ -62,13 +64,17 @@ class RunningHash:
         self.offset += len(chunk)
 
 
-async def _write(fh: IO[bytes], blocks: MemoryObjectReceiveStream[bytes], flush: MemoryObjectSendStream[None]) -> None:
+Chunks = tuple[bytes, ...]
+"""About `BLOCK` bytes of an upload, as the chunks they arrived in."""
+
+
+async def _write(fh: IO[bytes], blocks: MemoryObjectReceiveStream[Chunks], flush: MemoryObjectSendStream[None]) -> None:
     """Write ``blocks`` in order; every `FLUSH_EVERY` bytes, ask `_writeback` to push them to disk."""
     unflushed = 0
     async with blocks, flush:
         async for block in blocks:
-            await anyio.to_thread.run_sync(fh.write, block)
-            unflushed += len(block)
+            await anyio.to_thread.run_sync(fh.writelines, block)
+            unflushed += sum(map(len, block))
             if unflushed >= FLUSH_EVERY:
                 unflushed = 0
                 with contextlib.suppress(anyio.WouldBlock):  # one is pending already
@@ -81,10 +87,15 @@ async def _writeback(fh: IO[bytes], requests: MemoryObjectReceiveStream[None]) -
             await anyio.to_thread.run_sync(_datasync, fh.fileno())
 
 
-async def _hash(digest: hashlib._Hash, blocks: MemoryObjectReceiveStream[bytes]) -> None:
+def _update(digest: hashlib._Hash, block: Chunks) -> None:
+    for chunk in block:
+        digest.update(chunk)
+
+
+async def _hash(digest: hashlib._Hash, blocks: MemoryObjectReceiveStream[Chunks]) -> None:
     async with blocks:
         async for block in blocks:
-            await anyio.to_thread.run_sync(digest.update, block)
+            await anyio.to_thread.run_sync(_update, digest, block)
 
 
 def _fsync_close(fh: IO[bytes]) -> None:
@@ -137,8 +148,8 @@ class BlobStore:
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         head = b""
-        send, recv = anyio.create_memory_object_stream[bytes](4)
-        hash_send, hash_recv = anyio.create_memory_object_stream[bytes](4)
+        send, recv = anyio.create_memory_object_stream[Chunks](4)
+        hash_send, hash_recv = anyio.create_memory_object_stream[Chunks](4)
         flush_send, flush_recv = anyio.create_memory_object_stream[None](1)
 
         try:
@@ -159,12 +170,12 @@ class BlobStore:
                             pending.append(chunk)
                             pending_size += len(chunk)
                             if pending_size >= BLOCK:
-                                block = b"".join(pending)
+                                block = tuple(pending)
                                 await send.send(block)
                                 await hash_send.send(block)
                                 pending, pending_size = [], 0
                         if pending:
-                            block = b"".join(pending)
+                            block = tuple(pending)
                             await send.send(block)
                             await hash_send.send(block)
             except BaseExceptionGroup as group:
