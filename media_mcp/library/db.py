@@ -202,11 +202,12 @@ class Database:
 STORE_THREADS = 4
 """Worker threads store calls may occupy at once, per event loop.
 
-Store calls take turns on one connection's lock: one works, one waits next in line, and the other two slots serve
-the few calls here that do not take the lock (probing a file's head, linking a blob). More threads would only wait
-on the lock, out of reach of cancellation, each holding a stack and its own allocator caches: with anyio's default
-of 40, 50 busy MCP sessions kept 40 threads and 5 MiB more memory, growing for longer. A call past the limit waits
-on the event loop instead, where a cancelled caller simply leaves the queue.
+Store calls take turns on one connection's lock: one works while a few wait next in line, ready the moment it is
+free. More threads would only wait on the lock, out of reach of cancellation, each holding a stack and its own
+allocator caches: with anyio's default of 40, 50 busy MCP sessions kept 40 threads and 5 MiB more memory, growing
+for longer. A call past the limit waits on the event loop instead, where a cancelled caller simply leaves the queue.
+Only store calls belong here: file work (probing, hashing, copying) uses anyio's own pool, so a slow file cannot
+hold up the store.
 """
 _store_threads: RunVar[anyio.CapacityLimiter] = RunVar("media_mcp_store_threads")
 

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import anyio
+import anyio.to_thread
 import httpx
 from starlette.requests import Request
 
@@ -217,7 +218,7 @@ class ImportJob:
             return
         remote = response.headers.get("content-type", "").split(";")[0].strip()
         declared = self.request.mime_type or (remote if valid_mime(remote) else "")
-        found = await in_thread(probe, received.path, received.head, declared, row.display_name)
+        found = await anyio.to_thread.run_sync(probe, received.path, received.head, declared, row.display_name)
         key = lib.blobs.commit(received)
         try:
             await in_thread(

@@ -89,7 +89,8 @@ async def _store(lib: Library, request: Request, received: Received, req: dict[s
     if declared is not None and int(declared) != received.size:
         raise ApiError(400, "SIZE_MISMATCH", f"received {received.size} bytes, the link was minted for {declared}")
     name = name[:255]
-    found = await in_thread(probe, received.path, received.head, str(req["mime"]), name)
+    # not a store call: off the store's few threads (a crafted image can take a while to measure)
+    found = await anyio.to_thread.run_sync(probe, received.path, received.head, str(req["mime"]), name)
     now = lib.clock()
     row = FileRow(
         id=lib.new_file_id(found.media_type, name),
@@ -110,7 +111,7 @@ async def _store(lib: Library, request: Request, received: Received, req: dict[s
         height=found.height,
         labels=[str(label) for label in req.get("labels", [])],
     )
-    blob = await in_thread(lib.blobs.link, received)
+    blob = await anyio.to_thread.run_sync(lib.blobs.link, received)  # may copy the file: not on a store thread
     row.blob = blob
     try:
         row = await in_thread(
@@ -159,7 +160,8 @@ async def put_upload(request: Request) -> Response:
     except BaseException:
         if received is not None:
             received.path.unlink(missing_ok=True)
-        await anyio.to_thread.run_sync(lib.records.release, jti)
+        with anyio.CancelScope(shield=True):  # a cancelled upload must still free its link for another try
+            await anyio.to_thread.run_sync(lib.records.release, jti)
         raise
 
 
@@ -393,7 +395,8 @@ async def tus_finish(request: Request) -> Response:
             lib.part_path(leftover).unlink(missing_ok=True)
         return response
     except BaseException:
-        await anyio.to_thread.run_sync(lib.records.release, jti)
+        with anyio.CancelScope(shield=True):  # a cancelled finish must still free the token for another try
+            await anyio.to_thread.run_sync(lib.records.release, jti)
         raise
 
 

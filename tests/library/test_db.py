@@ -131,6 +131,7 @@ async def test_store_calls_occupy_at_most_store_threads_worker_threads(reads: Re
 async def test_a_cancelled_store_call_waiting_for_a_thread_never_runs(reads: Reads) -> None:
     release = threading.Event()
     ran: list[str] = []
+    waiting = anyio.CancelScope()
 
     def busy() -> None:
         release.wait(10)
@@ -138,15 +139,18 @@ async def test_a_cancelled_store_call_waiting_for_a_thread_never_runs(reads: Rea
     def late() -> None:
         ran.append("late")
 
+    async def caller() -> None:
+        with waiting:
+            await in_thread(late)
+
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             for _ in range(STORE_THREADS):
                 tg.start_soon(in_thread, busy)
-            with anyio.CancelScope() as waiting:
-                tg.start_soon(in_thread, late)  # queued: every store thread is taken
-                await anyio.wait_all_tasks_blocked()
-                waiting.cancel()
-            tg.cancel_scope.cancel()  # the caller gives up on the queued call...
+            tg.start_soon(caller)  # queued: every store thread is taken
+            await anyio.wait_all_tasks_blocked()
+            waiting.cancel()  # this caller gives up...
+            await anyio.wait_all_tasks_blocked()
             release.set()  # ...and the busy ones finish (a thread's work is never cut short)
     assert ran == []
     assert await in_thread(lambda: 7) == 7  # every slot came back

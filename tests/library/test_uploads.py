@@ -9,6 +9,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +18,8 @@ import httpx
 import pytest
 
 from media_mcp.library.app import create_app
+from media_mcp.library.db import STORE_THREADS
+from media_mcp.library.probe import probe
 from media_mcp.library.service import Library
 from tests.conftest import Api, FakeClock, LoopbackServer, PNG_16x8
 
@@ -442,3 +445,56 @@ async def test_interrupted_put_leaves_nothing_and_frees_the_link(
             file = response.json()["file"]
             assert file["displayName"] == "cut.bin"
             assert await download(api, file["id"]) == data
+
+
+async def test_slow_file_work_does_not_hold_up_the_store(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measuring uploaded files (a crafted image can take seconds) runs beside the store's few threads, not on them."""
+    release, entered = threading.Event(), threading.Semaphore(0)
+
+    def slow_probe(*args: Any) -> Any:
+        entered.release()
+        release.wait(WAIT)
+        return probe(*args)
+
+    monkeypatch.setattr("media_mcp.library.uploads.probe", slow_probe)
+    urls = [await mint(api, "image/png", fileName=f"slow-{i}.png") for i in range(STORE_THREADS + 1)]
+    statuses: list[int] = []
+
+    async def upload(url: str) -> None:
+        statuses.append((await put(api.http, url, PNG_16x8)).status_code)
+
+    try:
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg:
+                for url in urls:
+                    tg.start_soon(upload, url)
+                for _ in urls:  # every upload is measuring its file at once
+                    assert await anyio.to_thread.run_sync(entered.acquire, True, WAIT)
+                assert await api.folder("meanwhile")  # a store write goes through all the same
+                release.set()
+    finally:
+        release.set()
+    assert statuses == [200] * len(urls)
+
+
+async def test_a_cancelled_put_frees_the_link(library: Library) -> None:
+    """A request cut short by cancellation (a server shutting down, a caller's deadline) gives its link back."""
+    started, never = anyio.Event(), anyio.Event()
+
+    async def stalled_body() -> Any:
+        yield PNG_16x8[:10]
+        started.set()
+        await never.wait()
+
+    transport = httpx.ASGITransport(app=create_app(library))
+    async with httpx.AsyncClient(transport=transport, base_url="http://library.test", timeout=WAIT) as http:
+        api = Api(http, library, "asgi")
+        url = await mint(api, "image/png", fileName="cancelled.png")
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(partial(http.put, url, content=stalled_body()))
+                await started.wait()
+                tg.cancel_scope.cancel()  # the app runs in this task group: the handler itself is cancelled
+            retried = await put(http, url, PNG_16x8)
+        assert retried.status_code == 200, retried.text
+        assert [f["displayName"] for f in await everything(api)] == ["cancelled.png"]

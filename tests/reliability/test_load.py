@@ -49,7 +49,6 @@ def test_sessions_in_parallel_hold_without_errors_and_memory_stays_flat(tmp_path
     after = report["rss_mib"]["after_repeats"]
     assert len(after) == REPEATS and all(value > 0 for value in after)
     assert report["memory_growth_mib"] <= MEMORY_BOUND_MIB, report["rounds"]
-    assert report["p99_ms"] < rel_load.CALL_TIMEOUT * 1000
 
 
 DIAGNOSTIC_PROBE = """
