@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import random
+import struct
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -19,7 +20,7 @@ import pytest
 
 from media_mcp.library.app import create_app
 from media_mcp.library.db import STORE_THREADS
-from media_mcp.library.probe import probe
+from media_mcp.library.probe import MEASURE_BYTES, probe
 from media_mcp.library.service import Library
 from tests.conftest import Api, FakeClock, LoopbackServer, PNG_16x8
 
@@ -498,3 +499,26 @@ async def test_a_cancelled_put_frees_the_link(library: Library) -> None:
             retried = await put(http, url, PNG_16x8)
         assert retried.status_code == 200, retried.text
         assert [f["displayName"] for f in await everything(api)] == ["cancelled.png"]
+
+
+def jpeg(segments: bytes, width: int = 640, height: int = 480) -> bytes:
+    """A baseline JPEG skeleton: SOI, ``segments``, then a frame header giving the size, then EOI."""
+    frame = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + segments + frame + b"\xff\xd9"
+
+
+async def test_image_size_is_read_from_the_start_of_the_file_only(api: Api) -> None:
+    """Real headers (here 320 KiB of ICC-style segments) are measured; a crafted run of tiny segments that would
+    keep the parser busy for seconds is cut off, and the file is stored without a size."""
+    big_header = (b"\xff\xe2" + struct.pack(">H", 65535) + bytes(65533)) * 5
+    endless = b"\xff\xfe\x00\x02" * ((MEASURE_BYTES // 4) + 1000)
+    sizes = {}
+    for name, data in (("icc.jpg", jpeg(big_header)), ("crafted.jpg", jpeg(endless))):
+        url = await mint(api, "image/jpeg", fileName=name)
+        response = await put(api.http, url, data, mime="image/jpeg")
+        assert response.status_code == 200, response.text
+        file = response.json()["file"]
+        assert file["mediaType"] == "IMAGE"
+        image = file["media"]["image"]["image"]
+        sizes[name] = (image.get("width", 0), image.get("height", 0))
+    assert sizes == {"icc.jpg": (640, 480), "crafted.jpg": (0, 0)}
