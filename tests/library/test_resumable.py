@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from tusclient import client as tus_client
 
 from media_mcp.library.app import create_app
+from media_mcp.library.probe import probe
 from media_mcp.library.service import Library
 from media_mcp.settings import LibrarySettings
 from tests.conftest import Api, FakeClock, LoopbackServer
@@ -596,3 +597,34 @@ async def test_the_hash_is_right_whether_taken_on_the_way_or_after_a_restart(
             file = (await finish(api, minted, "after-restart.bin")).json()["file"]
             assert file["hash"] == md5
             assert await download(api, file["id"]) == data
+
+
+async def test_a_cancelled_finish_frees_the_token(library: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A final PUT cut short by cancellation (a server shutting down, a caller's deadline) can be sent again."""
+    measuring, release = threading.Event(), threading.Event()
+
+    def held_probe(*args: Any) -> Any:
+        measuring.set()
+        release.wait(WAIT)
+        return probe(*args)
+
+    transport = httpx.ASGITransport(app=create_app(library))
+    async with httpx.AsyncClient(transport=transport, base_url="http://library.test", timeout=WAIT) as http:
+        api = Api(http, library, "asgi")
+        data = data_of(11, 70_000)
+        minted = await mint(api)
+        await send_all(api, await create(api, minted, len(data)), data, [len(data)])
+        monkeypatch.setattr("media_mcp.library.uploads.probe", held_probe)
+        try:
+            with anyio.fail_after(WAIT):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(finish, api, minted)
+                    assert await anyio.to_thread.run_sync(measuring.wait, WAIT)
+                    tg.cancel_scope.cancel()  # the app runs in this task group: the handler itself is cancelled
+                    release.set()  # the thread's work finishes; the handler then sees the cancellation
+        finally:
+            release.set()
+        monkeypatch.undo()
+        retried = await finish(api, minted)
+        assert retried.status_code == 200, retried.text
+        assert [f["sizeInBytes"] for f in await everything(api)] == [str(len(data))]
