@@ -8,9 +8,9 @@ leave is rarely handed back. Resident memory then creeps up a little with every 
 the threshold once, at start-up, turns the adjustment off and keeps memory flat under load.
 
 It has a price: each of those buffers then gets a fresh mapping. Uploads into the embedded library, which read
-the socket 256 KiB at a time, ran at 235-245 MB/s against 417-435 MB/s with the threshold at 512 KiB (512 MiB PUT
-uploads, measured the same day). ``MALLOC_MMAP_THRESHOLD_=524288`` in the environment chooses the speed, and the
-slow growth that comes with it.
+the socket 256 KiB at a time, ran at 235-245 MB/s against 417-435 MB/s with the server's threshold at 512 KiB
+(512 MiB PUT uploads, measured the same day; see the README for the command). ``MALLOC_MMAP_THRESHOLD_=524288``
+in the environment chooses the speed, and the slow growth that comes with it.
 """
 
 from __future__ import annotations

@@ -137,36 +137,33 @@ async def test_an_app_that_dies_without_answering_is_a_transport_failure() -> No
         assert write.value.code == "OUTCOME_UNKNOWN"
 
 
+class Stalls:
+    """An app that waits for ``go`` before it ends, counting the requests it began and the ones it ended."""
+
+    def __init__(self) -> None:
+        self.go = anyio.Event()
+        self.entered = self.finished = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.entered += 1
+        await self.go.wait()
+        self.finished += 1
+
+
 async def test_a_stalled_write_is_given_up_at_the_timeout_but_runs_to_its_end() -> None:
-    go = anyio.Event()
-    entered = finished = 0
-
-    async def stalls(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal entered, finished
-        entered += 1
-        await go.wait()
-        finished += 1  # a socket server would finish the request too, after its client gave up
-
+    stalls = Stalls()
     sender = AppSender(stalls)
     with anyio.fail_after(10):  # the test's own bound: the sender must give up long before this
         with pytest.raises(httpx.ReadTimeout):
             await sender("POST", "http://library.test/site-media/v1/folders", json={}, timeout=0.05)
-        assert (entered, finished) == (1, 0)
-        go.set()
+        assert (stalls.entered, stalls.finished) == (1, 0)
+        stalls.go.set()  # a socket server would finish the request too, after its client gave up
         await sender.aclose(grace=5)
-    assert finished == 1
+    assert stalls.finished == 1
 
 
 async def test_a_stalled_read_is_cut_short_at_the_timeout() -> None:
-    never = anyio.Event()
-    entered = finished = 0
-
-    async def stalls(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal entered, finished
-        entered += 1
-        await never.wait()
-        finished += 1
-
+    stalls = Stalls()  # never told to go on
     sender = AppSender(stalls)
     policy = RetryPolicy(attempts=3, rng=random.Random(3), budget=0.2)
     wix = WixMediaClient("http://library.test", ApiKeyAuth(SecretStr("k"), "s"), sender=sender, retry=policy,
@@ -175,7 +172,7 @@ async def test_a_stalled_read_is_cut_short_at_the_timeout() -> None:
         with pytest.raises(errors.Unavailable) as caught:
             await wix.search_folders()  # a read: it runs in the caller's task and is simply stopped
     assert caught.value.code == "TIMEOUT"
-    assert entered >= 1 and finished == 0  # cut short, not left running
+    assert stalls.entered >= 1 and stalls.finished == 0  # cut short, not left running
 
 
 async def test_an_app_that_never_starts_its_answer_is_a_transport_failure() -> None:
