@@ -2,7 +2,7 @@
 
 The MCP server (in this process, driven by the SDK ``Client``: one session in the 2026-07-28 ``auto`` era with
 ``confirm=allow``, one on the 2025-11-25 handshake with the confirmation-token flow) talks to the embedded
-library through `media_mcp.library.faults`: in the test suite an in-process ``FaultTransport`` (no sockets,
+library through `bench.faults`: in the test suite an in-process ``FaultTransport`` (no sockets,
 backoffs on a virtual clock), in the report a ``FaultProxy`` on a loopback socket in front of the library served
 by uvicorn (real drops, real stalls past the adapter's read timeout, backoffs waited at a fraction of their
 length).
@@ -42,12 +42,12 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
+from bench.faults import FaultInjector, FaultPlan, FaultProxy, FaultTransport
+from media_mcp.guard.backend import StaticBackend
 from media_mcp.library.app import create_app
-from media_mcp.library.faults import FaultInjector, FaultPlan, FaultProxy, FaultTransport
 from media_mcp.library.server import listen
 from media_mcp.library.service import Library
 from media_mcp.server.app import create_server
-from media_mcp.server.backend import StaticBackend
 from media_mcp.settings import LibrarySettings, ServerSettings
 from media_mcp.wix.auth import ApiKeyAuth
 from media_mcp.wix.client import WixMediaClient

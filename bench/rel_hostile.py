@@ -55,10 +55,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
+from media_mcp.guard.backend import StaticBackend
 from media_mcp.library.app import create_app
 from media_mcp.library.service import Library
 from media_mcp.server.app import create_server
-from media_mcp.server.backend import StaticBackend
 from media_mcp.settings import LibrarySettings, ServerSettings
 from media_mcp.wix import messages as msg
 from media_mcp.wix.auth import ApiKeyAuth
@@ -66,7 +66,7 @@ from media_mcp.wix.client import WixMediaClient
 
 CALL_SECONDS = 20.0
 """A call that takes longer than this is a hang (the slowest honest call here takes milliseconds)."""
-READ_TOOLS = ("search_folders", "search_files", "get_file", "generate_download_url")
+READ_TOOLS = ("search_folders", "search_files", "get_file", "get_folder", "generate_download_url")
 CONFIRM_SECRET = "hostile-confirm-secret-" + "c" * 24
 MAX_UPLOAD_BYTES = 1024 * 1024
 PNG = bytes.fromhex(
@@ -227,7 +227,7 @@ def clean_of_secret_shapes(text: str) -> bool:
 
 KNOWN_KEYWORDS = frozenset(
     {"type", "properties", "required", "items", "enum", "maxLength", "minLength", "minimum", "maximum", "maxItems",
-     "minItems", "default", "description", "additionalProperties"}
+     "minItems", "default", "description", "additionalProperties", "title"}
 )  # fmt: skip
 LIST_CAP = 12
 """Valid lists are drawn this long at most (the oversized ones are built, not drawn)."""

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from media_mcp import __version__
-from media_mcp.allocator import pin_mmap_threshold
 from media_mcp.settings import LibrarySettings, ServerSettings
 
 if TYPE_CHECKING:
-    from media_mcp.server.backend import Backend
+    from media_mcp.guard.backend import Backend
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +63,8 @@ def _serve_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> Non
 def _run_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from media_mcp.server import run
+    from media_mcp.backends import choose_backend
+    from media_mcp.server.run import StartupError
     from media_mcp.settings import LibrarySettings, ServerSettings, WixSettings
 
     overrides: dict[str, object] = {}
@@ -76,11 +76,11 @@ def _run_serve(args: argparse.Namespace) -> int:
         settings = ServerSettings(**overrides)  # type: ignore[arg-type]
         library = LibrarySettings()
         wix = WixSettings()
-        backend = run.choose_backend(settings, wix, library)
+        backend = choose_backend(settings, wix, library)
     except ValidationError as exc:
         sys.stderr.write(f"media-mcp: invalid setting: {exc}\n")
         return 2
-    except run.StartupError as exc:
+    except StartupError as exc:
         sys.stderr.write(f"media-mcp: {exc}\n")
         return 2
     transport = getattr(args, "transport", None) or "stdio"
@@ -88,7 +88,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         if transport == "http":
             return _serve_http(args, settings, library, backend)
         return _serve_stdio(settings, library, backend)
-    except run.StartupError as exc:
+    except StartupError as exc:
         sys.stderr.write(f"media-mcp: {exc}\n")
         return 2
 
@@ -100,7 +100,7 @@ def _serve_stdio(settings: ServerSettings, library: LibrarySettings, backend: Ba
     from media_mcp.server.app import create_server
 
     mcp = create_server(settings, backend, data_dir=library.data_dir.expanduser())
-    run.log_to_stderr(run.banner(backend, library, "stdio", ""))
+    run.log_to_stderr(run.banner(backend.kind, library.data_dir, "stdio", ""))
 
     async def main() -> None:
         try:
@@ -126,7 +126,7 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
     )
     backend.start()
     shown = f"[{host}]" if ":" in host else host
-    run.log_to_stderr(run.banner(backend, library, "streamable HTTP", f" at http://{shown}:{port}/mcp"))
+    run.log_to_stderr(run.banner(backend.kind, library.data_dir, "streamable HTTP", f" at http://{shown}:{port}/mcp"))
     import signal
     import threading
 
@@ -153,7 +153,6 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
 def _run_library(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from media_mcp.library.datadir import DataDirBusy
     from media_mcp.library.server import PortInUse, serve
     from media_mcp.settings import LibrarySettings
 
@@ -179,16 +178,12 @@ def _run_library(args: argparse.Namespace) -> int:
     except PortInUse as exc:
         sys.stderr.write(f"media-mcp library: {exc}; choose another with --port or MEDIA_MCP_LIBRARY_PORT\n")
         return 1
-    except DataDirBusy as exc:
-        sys.stderr.write(f"media-mcp library: {exc}; use another --data-dir\n")
-        return 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
-    pin_mmap_threshold()
     if args.command == "library":
         return _run_library(args)
     return _run_serve(args)

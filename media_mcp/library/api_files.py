@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from media_mcp.library import importer, listing
 from media_mcp.library.catalog import CatalogError, FileRow
-from media_mcp.library.db import in_thread, quick_read
+from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError, invalid, not_found
 from media_mcp.library.probe import guess_mime, media_type_of, valid_mime
 from media_mcp.library.records import ArchiveRecord
@@ -42,7 +42,7 @@ def file_id_or_404(raw: str) -> str:
 
 async def _get_row(lib: Library, raw_id: str) -> FileRow:
     file_id = file_id_or_404(raw_id)
-    row = await quick_read(lib.db, lib.catalog.get_file, file_id)
+    row = await in_thread(lib.catalog.get_file, file_id)
     if row is None:
         raise not_found("file", file_id)
     return row
@@ -51,18 +51,18 @@ async def _get_row(lib: Library, raw_id: str) -> FileRow:
 async def get_file(request: Request) -> Response:
     lib = library(request)
     row = await _get_row(lib, request.query_params.get("fileId", ""))
-    return respond({"file": lib.file_wire(row, base_url(request))})
+    return respond(msg.GetFileDescriptorResponse(file=lib.render_file(row, base_url(request))))
 
 
 async def get_files(request: Request) -> Response:
     lib = library(request)
     body = await read_json(request, msg.GetFileDescriptorsRequest)
     ids = [file_id_or_404(raw) for raw in body.file_ids]
-    rows = await quick_read(lib.db, lib.catalog.get_files, ids)
+    rows = await in_thread(lib.catalog.get_files, ids)
     if missing := [i for i in ids if i not in rows]:
         raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
     base = base_url(request)
-    return respond({"files": [lib.file_wire(rows[i], base) for i in ids]})
+    return respond(msg.GetFileDescriptorsResponse(files=[lib.render_file(rows[i], base) for i in ids]))
 
 
 def _mask_paths(mask: str | msg.FieldMask | None, prefix: str) -> set[str] | None:
@@ -98,7 +98,7 @@ async def update_file(request: Request) -> Response:
         )
     except CatalogError as exc:
         raise catalog_error(exc) from exc
-    return respond({"file": lib.file_wire(row, base_url(request))})
+    return respond(msg.UpdateFileDescriptorResponse(file=lib.render_file(row, base_url(request))))
 
 
 async def generate_file_download_url(request: Request) -> Response:
@@ -135,7 +135,7 @@ async def generate_files_download_url(request: Request) -> Response:
     lib = library(request)
     body = await read_json(request, msg.GenerateFilesDownloadUrlRequest)
     ids = list(dict.fromkeys(file_id_or_404(raw) for raw in body.file_ids))
-    rows = await quick_read(lib.db, lib.catalog.get_files, ids)
+    rows = await in_thread(lib.catalog.get_files, ids)
     if missing := [i for i in ids if i not in rows]:
         raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
     if private := [i for i in ids if rows[i].private]:
@@ -195,7 +195,7 @@ def split_file_path(path: str | None) -> list[str]:
 async def _check_parent(lib: Library, folder_id: str) -> None:
     if folder_id in (m.MEDIA_ROOT_ID, m.VISITOR_UPLOADS_ID):
         return
-    folder = await quick_read(lib.db, lib.catalog.get_folder, folder_id)
+    folder = await in_thread(lib.catalog.get_folder, folder_id)
     if folder is None:
         raise not_found("folder", folder_id)
     if folder.state != "OK":
@@ -269,11 +269,11 @@ async def import_file(request: Request) -> Response:
         row = await in_thread(lib.catalog.add_file, row, path)
     except CatalogError as exc:
         raise catalog_error(exc) from exc
-    descriptor = lib.file_wire(row, base_url(request))
+    descriptor = lib.render_file(row, base_url(request))
     job = importer.ImportJob(
         lib=lib, guard=guard, file_id=row.id, url=url, request=body, transport=request.app.state.import_transport
     )
-    return respond({"file": descriptor}, background=BackgroundTask(job.run))
+    return respond(msg.ImportFileResponse(file=descriptor), background=BackgroundTask(job.run))
 
 
 async def _files_page(request: Request, query: listing.Query, paging: m.CursorPaging | None) -> Response:
@@ -282,10 +282,10 @@ async def _files_page(request: Request, query: listing.Query, paging: m.CursorPa
     if paging and paging.cursor:
         query, after = listing.decode_cursor(paging.cursor, "files")
     page = listing.page_of(query, paging, after)
-    rows = await quick_read(lib.db, lib.catalog.list_files, page)
+    rows = await in_thread(lib.catalog.list_files, page)
     base = base_url(request)
-    files = [lib.file_wire(r, base) for r in rows[: page.limit]]
-    return respond({"files": files, "nextCursor": listing.next_cursor(query, rows, page.limit).to_wire()})
+    files = [lib.render_file(r, base) for r in rows[: page.limit]]
+    return respond(msg.FilesPage(files=files, next_cursor=listing.next_cursor(query, rows, page.limit)))
 
 
 def _list_query(body: msg.ListFilesRequest, scope: str) -> listing.Query:

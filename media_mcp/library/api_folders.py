@@ -12,7 +12,7 @@ from starlette.routing import Route
 from media_mcp.library import listing
 from media_mcp.library.api_files import ZIP_MAX_FILES, catalog_error, mint_archive
 from media_mcp.library.catalog import CatalogError
-from media_mcp.library.db import in_thread, quick_read
+from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError, not_found
 from media_mcp.library.records import ArchiveRecord
 from media_mcp.library.web import library, read_json, read_query, respond
@@ -41,18 +41,18 @@ async def create_folder(request: Request) -> Response:
         row = await in_thread(lib.catalog.create_folder, secrets.token_hex(16), body.display_name, parent, lib.clock())
     except CatalogError as exc:
         raise catalog_error(exc) from exc
-    return respond({"folder": lib.folder_wire(row)})
+    return respond(msg.FolderResponse(folder=lib.render_folder(row)))
 
 
 async def get_folder(request: Request) -> Response:
     lib = library(request)
     folder_id = _folder_id(request.path_params["folder_id"])
     if folder_id in m.SYSTEM_FOLDER_IDS:
-        return respond({"folder": lib.system_folder_wire(folder_id)})
-    row = await quick_read(lib.db, lib.catalog.get_folder, folder_id)
+        return respond(msg.FolderResponse(folder=lib.render_system_folder(folder_id)))
+    row = await in_thread(lib.catalog.get_folder, folder_id)
     if row is None:
         raise not_found("folder", folder_id)
-    return respond({"folder": lib.folder_wire(row)})
+    return respond(msg.FolderResponse(folder=lib.render_folder(row)))
 
 
 async def update_folder(request: Request) -> Response:
@@ -80,7 +80,7 @@ async def update_folder(request: Request) -> Response:
         )
     except CatalogError as exc:
         raise catalog_error(exc) from exc
-    return respond({"folder": lib.folder_wire(row)})
+    return respond(msg.FolderResponse(folder=lib.render_folder(row)))
 
 
 async def generate_folder_download_url(request: Request) -> Response:
@@ -93,7 +93,7 @@ async def generate_folder_download_url(request: Request) -> Response:
     folder_id = _folder_id(request.path_params["folder_id"])
     if folder_id == m.TRASH_ROOT_ID:
         raise ApiError(400, "SYSTEM_FOLDER", "the trash cannot be downloaded as a zip")
-    if folder_id not in m.SYSTEM_FOLDER_IDS and await quick_read(lib.db, lib.catalog.get_folder, folder_id) is None:
+    if folder_id not in m.SYSTEM_FOLDER_IDS and await in_thread(lib.catalog.get_folder, folder_id) is None:
         raise not_found("folder", folder_id)
     files = await in_thread(lib.catalog.folder_files, folder_id, ZIP_MAX_FILES)
     if len(files) > ZIP_MAX_FILES:
@@ -119,9 +119,9 @@ async def _folders_page(request: Request, query: listing.Query, paging: m.Cursor
     if paging and paging.cursor:
         query, after = listing.decode_cursor(paging.cursor, "folders")
     page = listing.page_of(query, paging, after)
-    rows = await quick_read(lib.db, lib.catalog.list_folders, page)
-    folders = [lib.folder_wire(r) for r in rows[: page.limit]]
-    return respond({"folders": folders, "nextCursor": listing.next_cursor(query, rows, page.limit).to_wire()})
+    rows = await in_thread(lib.catalog.list_folders, page)
+    folders = [lib.render_folder(r) for r in rows[: page.limit]]
+    return respond(msg.FoldersPage(folders=folders, next_cursor=listing.next_cursor(query, rows, page.limit)))
 
 
 async def list_folders(request: Request) -> Response:

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from media_mcp.library import api_files, api_folders, downloads, uploads
+from media_mcp.library import api_files, api_folders, downloads, proof, uploads
 from media_mcp.library.errors import ApiError, from_pydantic
 from media_mcp.library.importer import Guard, Resolver, system_resolver
 from media_mcp.library.service import Library
@@ -92,6 +92,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route(proof.PROOF_PATH, proof.prove, methods=["GET"]),
             *[Mount(prefix, app=api) for prefix in API_PREFIXES],
             *uploads.routes,
             *downloads.routes,
@@ -99,6 +100,7 @@ def create_app(
         exception_handlers=handlers,
     )
     app.state.library = library
+    app.state.proof_key = library.data.proof_key()
     app.state.import_guard = Guard(
         allow_private=library.settings.library_allow_private_imports, resolver=resolver or system_resolver
     )

@@ -24,7 +24,7 @@ from media_mcp.library.datadir import fsync_dir
 
 BLOCK = 1024 * 1024
 """Bytes handed to a worker thread at a time. An upload passes the network's chunks on as a list, not joined: a
-joined block would be a fresh 1 MiB allocation each time, which glibc maps and unmaps (see `media_mcp.allocator`)."""
+joined block would be a fresh 1 MiB allocation and copy each time."""
 HEAD_BYTES = 8192
 FLUSH_EVERY = 8 * BLOCK
 """An upload is written back to disk in the background every this many bytes, so its final fsync is short."""

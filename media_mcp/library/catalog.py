@@ -406,11 +406,16 @@ class Catalog:
         with self.db.read() as conn:
             return {r[0] for r in conn.execute("SELECT blob FROM files WHERE blob IS NOT NULL")}
 
-    def fail_pending_imports(self, now: float) -> int:
-        """Imports cut short by a stop can never finish: mark them failed."""
+    def fail_pending_imports(self, now: float, started_before: float | None = None) -> int:
+        """Imports cut short by a stop can never finish: mark them failed.
+
+        ``started_before``: only those asked for before then (the others may still be running in another process).
+        """
+        since = "" if started_before is None else " AND created < ?"
         with self.db.tx() as conn:
             return conn.execute(
-                "UPDATE files SET status='FAILED', updated=? WHERE status='PENDING' AND blob IS NULL", (now,)
+                f"UPDATE files SET status='FAILED', updated=? WHERE status='PENDING' AND blob IS NULL{since}",
+                (now,) if started_before is None else (now, started_before),
             ).rowcount
 
     # --- folders ----------------------------------------------------------------------------

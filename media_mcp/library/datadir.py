@@ -1,4 +1,4 @@
-"""The library's data directory: layout, owner-only secrets, and a lock against two processes."""
+"""The library's data directory: layout, owner-only secrets, and the processes that share it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import IO
 
 API_KEY_FILE = "api_key"
 SIGNING_KEY_FILE = "signing_key"
-LOCK_FILE = "library.lock"
+PROOF_KEY_FILE = "proof_key"
+MEMBERS_FILE = "members.lock"
 
 
 def fsync_dir(path: Path) -> None:
@@ -27,8 +28,30 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class DataDirBusy(Exception):
-    """Another library process holds the data directory."""
+class Membership:
+    """This process's share of a data directory: a lock held on ``members.lock`` until `close`.
+
+    Every process that has the library open holds a shared lock. A process that could take the lock exclusively
+    when it joined was alone: nobody else had anything in flight, so it may clean up what a crash left
+    (`alone`), then it shares the lock like the others (`share`).
+    """
+
+    def __init__(self, handle: IO[bytes], alone: bool) -> None:
+        self._handle = handle
+        self.alone = alone
+
+    def share(self) -> None:
+        """From now on others may join: turn an exclusive lock into a shared one."""
+        if self.alone:
+            import fcntl
+
+            # not atomic: another process may take the lock exclusively in between, which is harmless, since this
+            # one has nothing in flight yet; it waits here until that one shares too
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_SH)
+            self.alone = False
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 @dataclass(frozen=True)
@@ -45,7 +68,7 @@ class DataDir:
 
     @property
     def incoming(self) -> Path:
-        """Uploads in flight; emptied at start-up, never listed."""
+        """Uploads in flight; emptied by a process that starts alone (see `Membership`), never listed."""
         return self.root / "incoming"
 
     @property
@@ -105,16 +128,29 @@ class DataDir:
     def signing_key(self) -> bytes:
         return self.secret(SIGNING_KEY_FILE, secrets.token_hex(32).encode())
 
-    def lock(self) -> IO[bytes]:
-        """Hold an exclusive lock on the directory for the life of the returned handle."""
-        handle = open(self.root / LOCK_FILE, "a+b")  # noqa: SIM115 - the handle is the lock
+    def proof_key(self) -> bytes:
+        """The key a process answers challenges with, proving it serves this directory (see `library.proof`)."""
+        return self.secret(PROOF_KEY_FILE, secrets.token_hex(32).encode())
+
+    def join(self) -> Membership:
+        """Join the processes that have this directory open; `Membership.alone` says whether there were none.
+
+        Where there are no advisory locks (Windows) a process never counts as alone, so it never removes what may
+        be another's work in flight.
+        """
+        handle = open(self.root / MEMBERS_FILE, "a+b")  # noqa: SIM115 - the handle is the lock
         try:
             import fcntl
-        except ImportError:  # Windows: no advisory locks; one process per directory is on the user
-            return handle
+        except ImportError:
+            return Membership(handle, alone=False)
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                # others have it open, or one is cleaning up alone: this waits for that one to finish
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+                return Membership(handle, alone=False)
+        except BaseException:
             handle.close()
-            raise DataDirBusy(f"{self.root} is in use by another media-mcp library process") from exc
-        return handle
+            raise
+        return Membership(handle, alone=True)

@@ -1,11 +1,9 @@
-"""The SQLite database: one connection in WAL mode, used under a lock from a few worker threads (or the loop)."""
+"""The SQLite database: one connection in WAL mode, used under a lock from a few worker threads."""
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -108,32 +106,19 @@ CREATE TABLE IF NOT EXISTS archives (
 """
 
 
-HERE_BUDGET = 0.001
-"""CPU seconds a read may spend on the event loop before SQLite interrupts it (it then runs in a worker thread)."""
-SLOW_MEMORY = 10.0
-"""Seconds reads of a kind that overran the budget go straight to a worker thread."""
-PROGRESS_STEPS = 1000
-"""SQLite virtual-machine steps between two checks of the budget."""
-
-
-class NotHere(Exception):
-    """The read cannot run in this thread now: the store is busy, or the read is slow."""
-
-
 class Database:
     """Owns the connection; every statement runs inside `tx` under one lock."""
 
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
-        self._lock = threading.RLock()  # re-entrant: `read_here` holds it while the read takes it again
-        self._slow_until: dict[str, float] = {}
-        self._tripped_at: dict[str, float] = {}
+        self._lock = threading.Lock()
         with self._lock:
+            # first: other processes may hold the database (switching to WAL, creating the schema) at this moment
+            self._conn.execute("PRAGMA busy_timeout=5000")
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=5000")
             self._conn.executescript(SCHEMA)
 
     @contextmanager
@@ -152,47 +137,6 @@ class Database:
     def read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             yield self._conn
-
-    def read_here(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run the read ``fn`` in this thread if the store is free and the read is quick, else raise `NotHere`.
-
-        A read on the event loop skips a worker thread's hand-off, which costs more than a small read itself.
-        It is tried only while no other thread holds the store. SQLite interrupts it after `HERE_BUDGET`
-        seconds of this thread's CPU time (nothing is written, so stopping is harmless), and then reads of
-        the same kind go to a worker thread for `SLOW_MEMORY` seconds once they overran twice within that time (a
-        single overrun is often a cold start: the first search after opening). ``fn`` must only read.
-
-        The budget is checked between SQLite's virtual-machine steps, and an FTS5 match can do a lot of work in one
-        step: on a large library a broad text search may hold the loop for its whole length (measured: ~20 ms at
-        300k files) before searches move to threads for `SLOW_MEMORY` seconds. Waiting on the disk is not counted.
-        """
-        kind = getattr(fn, "__qualname__", "read")
-        if self._slow_until.get(kind, 0.0) > time.monotonic() or not self._lock.acquire(blocking=False):
-            raise NotHere
-        deadline = time.thread_time() + HERE_BUDGET  # this thread's CPU time: a preempted read is not a slow one
-        tripped = False
-
-        def overdue() -> bool:
-            nonlocal tripped
-            tripped = time.thread_time() > deadline
-            return tripped
-
-        try:
-            self._conn.set_progress_handler(overdue, PROGRESS_STEPS)
-            try:
-                return fn(*args, **kwargs)
-            except sqlite3.OperationalError:
-                if not tripped:
-                    raise
-                now = time.monotonic()
-                if now - self._tripped_at.get(kind, -math.inf) < SLOW_MEMORY:  # twice: a slow kind, not a cold start
-                    self._slow_until[kind] = now + SLOW_MEMORY
-                self._tripped_at[kind] = now
-                raise NotHere from None
-            finally:
-                self._conn.set_progress_handler(None, 0)
-        finally:
-            self._lock.release()
 
     def close(self) -> None:
         with self._lock:
@@ -224,11 +168,3 @@ def _store_limiter() -> anyio.CapacityLimiter:
 async def in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a blocking store call off the event loop (at most `STORE_THREADS` at once)."""
     return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=_store_limiter())
-
-
-async def quick_read(db: Database, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """A read of a few rows: on the event loop when that is quick (see `Database.read_here`), else in a thread."""
-    try:
-        return db.read_here(fn, *args, **kwargs)
-    except NotHere:
-        return await in_thread(fn, *args, **kwargs)

@@ -166,10 +166,22 @@ class ImportJob:
                 await self._fetch()
         except Exception as exc:
             log.warning("import of %s failed: %s", self.file_id, exc)
+            await self._fail()
+        except BaseException:
+            # cancelled: in-process, the job runs in the caller's task (httpx's ASGI transport runs background
+            # tasks before it answers), so a caller that gives up, or a stop, ends it; it can never finish now
+            with anyio.CancelScope(shield=True):
+                await self._fail()
+            raise
+
+    async def _fail(self) -> None:
+        try:
             await in_thread(
                 self.lib.catalog.complete_import, self.file_id, status=m.OperationStatus.FAILED.value,
                 updated=self.lib.clock(),
             )  # fmt: skip
+        except Exception:  # the library is closing: a process opening it later marks the import failed
+            log.exception("could not mark the import of %s failed", self.file_id)
 
     async def _fetch(self) -> None:
         url = self.url

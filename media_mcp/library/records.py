@@ -65,10 +65,16 @@ class Records:
         conn.execute("UPDATE upload_claims SET status = 'done', file_id = ? WHERE jti = ?", (file_id, jti))
         conn.execute("DELETE FROM resumable WHERE token_jti = ?", (jti,))
 
-    def forget_stale(self, now: float) -> None:
-        """At start-up: busy claims died with the process; expired ones need not be remembered."""
+    def forget_stale(self, now: float, *, busy: bool) -> None:
+        """At start-up: expired claims and requests need not be remembered.
+
+        ``busy``: also free the links of uploads in progress; only when no other process has the data directory
+        open, since then they died with the process that took them.
+        """
         with self.db.tx() as conn:
-            conn.execute("DELETE FROM upload_claims WHERE status = 'busy' OR expires < ?", (now,))
+            if busy:
+                conn.execute("DELETE FROM upload_claims WHERE status = 'busy'")
+            conn.execute("DELETE FROM upload_claims WHERE expires < ?", (now,))
             conn.execute("DELETE FROM upload_requests WHERE expires < ?", (now,))
 
     # --- upload requests: what an upload token was minted for -------------------------------

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from functools import lru_cache
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
 from urllib.parse import quote
 
 from media_mcp.library.blobs import BlobStore, RunningHash
@@ -30,7 +27,9 @@ log = logging.getLogger("media_mcp.library")
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]{0,199}$")
 _EXT_RE = re.compile(r"^[a-z0-9]{1,8}$")
-_URL_SAFE_ID = re.compile(r"[A-Za-z0-9_.~-]+\Z")  # what `quote` leaves as it is
+
+STALE_IMPORT_MARGIN = 60.0
+"""Seconds past its time limit after which a pending import is surely dead, whichever process ran it."""
 
 SYSTEM_FOLDER_NAMES = {
     m.MEDIA_ROOT_ID: "Site Files",
@@ -50,49 +49,28 @@ def extension_of(name: str) -> str:
     return ext if _EXT_RE.match(ext) else ""
 
 
-READY = m.OperationStatus.READY.value
-EPOCH_DAY = date(1970, 1, 1)
-PICTURE_TYPES = frozenset({m.MediaType.IMAGE.value, m.MediaType.VECTOR.value})
+def _timestamp(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
 
 
-@lru_cache(maxsize=1024)  # the same rows are listed again and again; about 200 KiB when full
-def wire_timestamp(epoch: float) -> str:
-    """Seconds since the epoch as Wix writes times: UTC, milliseconds, ``Z`` (as `m.Timestamp` writes a datetime).
-
-    Microseconds are rounded half to even and then cut to milliseconds, as ``datetime.fromtimestamp`` does.
-    """
-    seconds = math.floor(epoch)
-    micro = round((epoch - seconds) * 1_000_000)
-    if micro == 1_000_000:
-        seconds, micro = seconds + 1, 0
-    days, in_day = divmod(seconds, 86_400)
-    hours, rest = divmod(in_day, 3_600)
-    return f"{_day(days)}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}.{micro // 1000:03d}Z"
-
-
-@lru_cache(maxsize=4096)
-def _day(days_since_epoch: int) -> str:
-    return (EPOCH_DAY + timedelta(days=days_since_epoch)).isoformat()
-
-
-def _media_wire(row: FileRow, url: str) -> dict[str, Any] | None:
-    """The ``media`` object of a ready file: one key, named for its media type (see `m.FileMedia`)."""
-    name, size = row.display_name, str(row.size)
+def _media(row: FileRow, url: str) -> m.FileMedia | None:
+    """The ``media`` object of a ready file: one key, named for its media type."""
+    name = row.display_name
     match row.media_type:
-        case "IMAGE" | "VECTOR":
-            image = {"id": row.id, "url": url, "height": row.height, "width": row.width, "filename": name}
-            return {row.media_type.lower(): {"image": image}}
-        case "VIDEO":
-            return {"video": {"id": row.id, "resolutions": [], "filename": name}}
-        case "AUDIO":
-            asset = {"id": row.id, "url": url, "filename": name}
-            return {"audio": {"id": row.id, "assets": [asset], "sizeInBytes": size}}
-        case "DOCUMENT":
-            return {"document": {"id": row.id, "url": url, "filename": name}}
-        case "ARCHIVE":
-            return {"archive": {"id": row.id, "url": url, "sizeInBytes": size, "filename": name}}
-        case "MODEL3D":
-            return {"model3d": {"id": row.id, "url": url, "filename": name, "sizeInBytes": size}}
+        case m.MediaType.IMAGE | m.MediaType.VECTOR:
+            image = m.ImageMedia(image=m.Image(id=row.id, url=url, height=row.height, width=row.width, filename=name))
+            return m.FileMedia(vector=image) if row.media_type == m.MediaType.VECTOR else m.FileMedia(image=image)
+        case m.MediaType.VIDEO:
+            return m.FileMedia(video=m.VideoV2(id=row.id, filename=name))
+        case m.MediaType.AUDIO:
+            asset = m.Audio(id=row.id, url=url, filename=name)
+            return m.FileMedia(audio=m.AudioV2(id=row.id, assets=[asset], size_in_bytes=row.size))
+        case m.MediaType.DOCUMENT:
+            return m.FileMedia(document=m.Document(id=row.id, url=url, filename=name))
+        case m.MediaType.ARCHIVE:
+            return m.FileMedia(archive=m.Archive(id=row.id, url=url, size_in_bytes=row.size, filename=name))
+        case m.MediaType.MODEL3D:
+            return m.FileMedia(model3d=m.Model3D(id=row.id, url=url, filename=name, size_in_bytes=row.size))
         case _:
             return None
 
@@ -118,17 +96,18 @@ class Library:
         """Open (creating on first use) the data directory; close everything on exit."""
         data = DataDir(Path(settings.data_dir).expanduser())
         data.prepare()
-        lock: IO[bytes] = data.lock()
+        membership = data.join()
         try:
             db = Database(data.database)
             try:
                 lib = cls._assemble(settings, data, db, clock)
-                lib._recover()
+                lib._recover(alone=membership.alone)
+                membership.share()
                 yield lib
             finally:
                 db.close()
         finally:
-            lock.close()
+            membership.close()
 
     @classmethod
     def _assemble(cls, settings: LibrarySettings, data: DataDir, db: Database, clock: Clock) -> Library:
@@ -151,17 +130,27 @@ class Library:
             clock=clock,
         )
 
-    def _recover(self) -> None:
-        """Undo what a crash may have left: partial uploads, unowned blobs, dead claims."""
+    def _recover(self, *, alone: bool) -> None:
+        """Undo what a crash may have left: partial uploads, unowned blobs, dead claims.
+
+        Other processes may have the data directory open (``alone`` false): then what looks left over (a file in
+        ``incoming/``, a blob whose row is not committed yet, a busy upload link, a pending import) may be their
+        work in flight, and only what has outlived its time limit goes; the rest waits for a process that starts
+        alone.
+        """
         now = self.clock()
-        self.blobs.clear_incoming()
-        for orphan in self.blobs.sweep(self.catalog.blob_keys()):
-            log.info("removed unowned blob %s", orphan)
-        self.records.forget_stale(now)
-        if failed := self.catalog.fail_pending_imports(now):
+        if alone:
+            self.blobs.clear_incoming()
+            for orphan in self.blobs.sweep(self.catalog.blob_keys()):
+                log.info("removed unowned blob %s", orphan)
+        self.records.forget_stale(now, busy=alone)
+        started_before = None if alone else now - self.settings.library_import_timeout_seconds - STALE_IMPORT_MARGIN
+        if failed := self.catalog.fail_pending_imports(now, started_before):
             log.warning("%d import(s) were cut short by a stop and are marked FAILED", failed)
         expired = self.records.expired_resumable(now)
         self.records.drop_resumable(expired)
+        if not alone:
+            return
         if lost := [i for i in self.records_ids() if not self.part_path(i).is_file()]:
             log.warning("%d resumable upload(s) lost their bytes and were forgotten", len(lost))
             self.records.drop_resumable(lost)
@@ -188,50 +177,43 @@ class Library:
         return f"{base}.{ext}"
 
     # --- rendering ------------------------------------------------------------------------
-    # Answers are built as wire JSON directly (camelCase, int64 as strings, no nulls): the shapes of
-    # `m.FileDescriptor` and `m.Folder`, which tests hold these to, at a fraction of a model's cost.
 
-    def file_wire(self, row: FileRow, base: str) -> dict[str, Any]:
-        """The file descriptor JSON for a catalog row; links point under ``base``."""
-        static = f"{base}/static/media/{row.id if _URL_SAFE_ID.match(row.id) else quote(row.id)}"
-        ready = row.status == READY
-        wire: dict[str, Any] = {
-            "id": row.id,
-            "displayName": row.display_name,
-            "url": static,
-            "parentFolderId": row.parent_id,
-            "hash": row.hash if ready else "",
-        }
-        if ready:
-            wire["sizeInBytes"] = str(row.size)
-        wire["private"] = row.private
-        wire["mediaType"] = row.media_type
-        if ready and (media := _media_wire(row, "" if row.private else static)) is not None:
-            wire["media"] = media
-        wire["operationStatus"] = row.status
-        if row.source_url is not None:
-            wire["sourceUrl"] = row.source_url
-        if ready and not row.private and row.media_type in PICTURE_TYPES:
-            wire["thumbnailUrl"] = static
-        else:
-            wire["thumbnailUrl"] = f"{base}/static/icons/{row.media_type.lower()}.svg"
-        wire["labels"] = list(row.labels)
-        wire["createdDate"] = wire_timestamp(row.created)
-        wire["updatedDate"] = wire_timestamp(row.updated)
-        wire["siteId"] = self.site_id
-        wire["state"] = row.state
-        return wire
+    def render_file(self, row: FileRow, base: str) -> m.FileDescriptor:
+        """The file descriptor of a catalog row; links point under ``base``."""
+        static = f"{base}/static/media/{quote(row.id)}"
+        ready = row.status == m.OperationStatus.READY
+        shown = ready and not row.private and row.media_type in (m.MediaType.IMAGE, m.MediaType.VECTOR)
+        icon = f"{base}/static/icons/{row.media_type.lower()}.svg"
+        return m.FileDescriptor(
+            id=row.id,
+            display_name=row.display_name,
+            url=static,
+            parent_folder_id=row.parent_id,
+            hash=row.hash if ready else "",
+            size_in_bytes=row.size if ready else None,
+            private=row.private,
+            media_type=row.media_type,
+            media=_media(row, "" if row.private else static) if ready else None,
+            operation_status=row.status,
+            source_url=row.source_url,
+            thumbnail_url=static if shown else icon,
+            labels=row.labels,
+            created_date=_timestamp(row.created),
+            updated_date=_timestamp(row.updated),
+            site_id=self.site_id,
+            state=row.state,
+        )
 
-    def folder_wire(self, row: FolderRow) -> dict[str, Any]:
-        return {
-            "id": row.id,
-            "displayName": row.display_name,
-            "parentFolderId": row.parent_id,
-            "createdDate": wire_timestamp(row.created),
-            "updatedDate": wire_timestamp(row.updated),
-            "state": row.state,
-            "siteId": self.site_id,
-        }
+    def render_folder(self, row: FolderRow) -> m.Folder:
+        return m.Folder(
+            id=row.id,
+            display_name=row.display_name,
+            parent_folder_id=row.parent_id,
+            created_date=_timestamp(row.created),
+            updated_date=_timestamp(row.updated),
+            state=row.state,
+            site_id=self.site_id,
+        )
 
-    def system_folder_wire(self, folder_id: str) -> dict[str, Any]:
-        return {"id": folder_id, "displayName": SYSTEM_FOLDER_NAMES[folder_id], "state": "OK", "siteId": self.site_id}
+    def render_system_folder(self, folder_id: str) -> m.Folder:
+        return m.Folder(id=folder_id, display_name=SYSTEM_FOLDER_NAMES[folder_id], site_id=self.site_id)

@@ -32,6 +32,7 @@ from media_mcp.library.records import Records, Resumable
 from media_mcp.library.service import Library
 from media_mcp.library.tokens import AUD_RESUMABLE, AUD_UPLOAD, TokenExpired, TokenInvalid
 from media_mcp.library.web import base_url, library, respond
+from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
 
 log = logging.getLogger("media_mcp.library.upload")
@@ -124,7 +125,7 @@ async def _store(lib: Library, request: Request, received: Received, req: dict[s
         lib.blobs.discard(blob)
         raise
     received.path.unlink(missing_ok=True)
-    return respond({"file": lib.file_wire(row, base_url(request))})
+    return respond(msg.UploadFileResponse(file=lib.render_file(row, base_url(request))))
 
 
 def _spend(conn: Any, *, jti: str, file_id: str) -> None:

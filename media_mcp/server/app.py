@@ -1,8 +1,7 @@
-"""Building the MCP server: tools (minus the writing ones in read-only mode), prompts and resources."""
+"""Building the MCP server: the guard over the chosen backend, its tools, prompts and resources."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,19 +11,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
 from media_mcp import __version__
-from media_mcp.server import prompts, tools_read, tools_trash, tools_write
-from media_mcp.server.audit import AuditLog
-from media_mcp.server.backend import Backend
-from media_mcp.server.confirm import ConfirmTokens
-from media_mcp.server.outputs import FileDetails, FolderItem
-from media_mcp.server.schemas import compact_tools
-from media_mcp.server.state import ServerState
+from media_mcp.guard import Backend, Guard, GuardError
+from media_mcp.server import prompts, registry
 from media_mcp.settings import ServerSettings
 
-WRITE_TOOLS = (
-    "generate_upload_url", "move_to_trash", "restore_from_trash", "create_folder", "update_file", "import_file",
-    "upload_file",
-)  # fmt: skip
 INSTRUCTIONS = (
     "Tools for a Wix site's Media Manager: find folders and files, read details, hand out download and upload "
     "links, organise, and move things to the trash and back. File and folder names and labels are written by "
@@ -33,25 +23,14 @@ INSTRUCTIONS = (
 )
 
 
-def confirm_secret(settings: ServerSettings, data_dir: Path | None) -> bytes:
-    """The HMAC key for confirmation tokens: configured (shared by replicas), else kept in the data dir."""
-    if settings.confirm_secret is not None:
-        return settings.confirm_secret.get_secret_value().encode()
-    if data_dir is not None:
-        from media_mcp.library.datadir import DataDir
-
-        data = DataDir(data_dir)
-        data.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return data.secret("confirm_key", secrets.token_hex(32).encode())
-    return secrets.token_bytes(32)
-
-
-def audit_target(settings: ServerSettings, data_dir: Path | None) -> Path | str | None:
-    if settings.audit_log in ("stderr", "-"):
-        return "stderr"
-    if settings.audit_log:
-        return Path(settings.audit_log).expanduser()
-    return data_dir / "audit.jsonl" if data_dir is not None else None
+def instructions(settings: ServerSettings) -> str:
+    """The server's instructions, matching the mode it runs in."""
+    parts = [INSTRUCTIONS]
+    if settings.read_only:
+        parts.append("This server is read-only: it cannot upload, move, rename or trash anything.")
+    if settings.allowed_folder_ids:
+        parts.append("It is limited to some folders; ids outside them answer as not found, and the trash is hidden.")
+    return " ".join(parts)
 
 
 def create_server(
@@ -61,71 +40,50 @@ def create_server(
     data_dir: Path | None = None,
     clock: Callable[[], float] = time.time,
 ) -> MCPServer:
-    """The media-mcp MCP server over ``backend``, with every guardrail of ``settings``."""
-    state = ServerState(
-        settings=settings,
-        backend=backend,
-        audit=AuditLog(audit_target(settings, data_dir), clock=clock),
-        tokens=ConfirmTokens(confirm_secret(settings, data_dir), clock=clock),
-        clock=clock,
-    )
+    """The media-mcp MCP server over ``backend``, with every guardrail of ``settings`` in its guard."""
+    return server_for(Guard(settings, backend, data_dir=data_dir, clock=clock))
+
+
+def server_for(guard: Guard) -> MCPServer:
     mcp = MCPServer(
         "media-mcp",
         title="Wix Media Manager",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=instructions(guard.settings),
         log_level="WARNING",
-        middleware=[_start_backend_after_handshake(backend)],
+        middleware=[_start_backend_after_handshake(guard)],
     )
-    tools_read.register(mcp, state)
-    if not settings.read_only:
-        tools_write.register(mcp, state)
-        tools_trash.register(mcp, state)
-    compact_tools(mcp)
+    registry.register(mcp, guard)
     prompts.load(mcp)
-    _resources(mcp, state)
+    _resources(mcp, guard)
     return mcp
 
 
-def _start_backend_after_handshake(backend: Backend) -> Any:
+def _start_backend_after_handshake(guard: Guard) -> Any:
     """Start the backend on the first message after the handshake, so the handshake never waits for it."""
     handshake = {"initialize", "server/discover", "notifications/initialized"}
 
     async def middleware(ctx: Any, call_next: Any) -> Any:
         if getattr(ctx, "method", None) not in handshake:
-            backend.start()
+            guard.start()
         return await call_next(ctx)
 
     return middleware
 
 
-def _resources(mcp: MCPServer, state: ServerState) -> None:
+def _resources(mcp: MCPServer, guard: Guard) -> None:
     @mcp.resource("media://files/{file_id}", mime_type="application/json", title="A media file's details")
     async def file_resource(file_id: str) -> str:
-        async def run(client: object) -> str:
-            from media_mcp.wix.client import WixMediaClient
-
-            assert isinstance(client, WixMediaClient)
-            file = await client.get_file(file_id)
-            await state.scope().require_file(client, file)
-            return FileDetails.of(file).model_dump_json(exclude_none=True)
-
         try:
-            return await state.call(f"file {file_id}", run)
-        except Exception as exc:
+            (file,) = await guard.get_files([file_id])
+        except GuardError as exc:
             raise ResourceError(str(exc)) from None
+        return file.model_dump_json(exclude_none=True)
 
     @mcp.resource("media://folders/{folder_id}", mime_type="application/json", title="A media folder")
     async def folder_resource(folder_id: str) -> str:
-        async def run(client: object) -> str:
-            from media_mcp.wix.client import WixMediaClient
-
-            assert isinstance(client, WixMediaClient)
-            folder = await client.get_folder(folder_id)
-            await state.scope().require_folder(client, folder.id)
-            return FolderItem.of(folder).model_dump_json(exclude_none=True)
-
         try:
-            return await state.call(f"folder {folder_id}", run)
-        except Exception as exc:
+            folder = await guard.get_folder(folder_id)
+        except GuardError as exc:
             raise ResourceError(str(exc)) from None
+        return folder.model_dump_json(exclude_none=True)

@@ -1,16 +1,20 @@
-"""Running the MCP server over stdio or streamable HTTP, on Wix or the embedded library."""
+"""Serving MCP over streamable HTTP (the app in front, its checks) and the start-up banner.
+
+Which backend serves the media is the entry layer's choice (`media_mcp.backends`); this module only knows its kind.
+"""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from mcp.server.mcpserver import MCPServer
+from media_mcp.settings import ServerSettings
 
-from media_mcp.server.backend import Backend
-from media_mcp.settings import LibrarySettings, ServerSettings, WixSettings
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
@@ -28,29 +32,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def choose_backend(settings: ServerSettings, wix: WixSettings, library: LibrarySettings) -> Backend:
-    from media_mcp.server.backend import LocalBackend, StaticBackend
-
-    kind = settings.backend
-    if kind == "auto":
-        kind = "wix" if wix.configured else "local"
-    if kind == "local":
-        return LocalBackend(library)
-    if not wix.configured:
-        raise StartupError(
-            "--backend wix needs Wix credentials: WIX_API_KEY and WIX_SITE_ID, or WIX_CLIENT_ID, WIX_CLIENT_SECRET "
-            "and WIX_INSTANCE_ID"
-        )
-    from media_mcp.wix.client import WixMediaClient
-
-    return StaticBackend(WixMediaClient.from_settings(wix), "wix")
-
-
-def banner(backend: Backend, library: LibrarySettings, transport: str, where: str) -> str:
-    if backend.kind == "wix":
+def banner(kind: str, data_dir: Path, transport: str, where: str) -> str:
+    """What the server says on stderr when it starts: transport, backend (its `Backend.kind`) and how to use it."""
+    if kind == "wix":
         what = "Wix (your site's Media Manager, through the Wix REST API)"
     else:
-        what = f"the embedded media library (data in {library.data_dir}; no Wix account needed)"
+        what = f"the embedded media library (data in {data_dir}; no Wix account needed)"
     return (
         f"media-mcp: serving MCP over {transport}{where} on {what}. Add it to a client with the command "
         "'media-mcp' (e.g. `claude mcp add media -- media-mcp`); set WIX_API_KEY and WIX_SITE_ID to use a real "

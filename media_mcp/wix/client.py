@@ -23,7 +23,6 @@ from media_mcp.settings import WixSettings
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
 from media_mcp.wix import transfers
-from media_mcp.wix.asgi import AppSender
 from media_mcp.wix.auth import ApiKeyAuth, Auth, OAuthAuth
 from media_mcp.wix.ids import plain_file_id
 from media_mcp.wix.mapping import UNSURE_STATUSES, from_response, from_transport, never_sent, outcome_unknown
@@ -34,10 +33,6 @@ log = logging.getLogger("media_mcp.wix")
 R = TypeVar("R", bound=BaseModel)
 API_PREFIX = "/site-media/v1"
 DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=30)
-
-
-READ_ONLY_POSTS = frozenset({"search_files", "search_folders", "get_files"})
-"""Calls sent as POST that change nothing (the GET calls change nothing either)."""
 
 
 class Empty(m.WixModel):
@@ -77,8 +72,7 @@ def _segment(folder_id: str) -> str:
 class WixMediaClient:
     """One ``httpx.AsyncClient`` to one API base URL; use as an async context manager.
 
-    With ``sender`` (an `AppSender` on an in-process app), the JSON API calls go to it instead;
-    file transfers still use ``http``.
+    ``http`` may carry any transport: ``httpx.ASGITransport`` calls an app in this process (the embedded library).
     """
 
     def __init__(
@@ -92,7 +86,6 @@ class WixMediaClient:
         timeout: float = 30.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
-        sender: AppSender | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._auth = auth
@@ -104,7 +97,6 @@ class WixMediaClient:
         self._limiter = limiter
         self._clock = clock
         self._sleep = sleep
-        self._sender = sender
 
     @classmethod
     def from_settings(cls, settings: WixSettings, **kwargs: Any) -> WixMediaClient:
@@ -160,7 +152,9 @@ class WixMediaClient:
                 await self._limiter.acquire()
             headers = await self._auth.headers(self.http) if self._auth is not None else {}
             try:
-                response = await self._send(name, method, url, json, params, headers, deadline)
+                response = await self.http.request(
+                    method, url, json=json, params=params, headers=headers, timeout=self._attempt_timeout(deadline)
+                )
             except httpx.InvalidURL as exc:  # an argument that no URL can carry (too long): never sent
                 raise e.InvalidRequest(f"{name}: {exc}; shorten the arguments", code="URL_TOO_LONG") from None
             except httpx.HTTPError as exc:
@@ -206,31 +200,6 @@ class WixMediaClient:
             return httpx.USE_CLIENT_DEFAULT
         connect, read, write, pool = (left if part is None else min(part, left) for part in parts)
         return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
-
-    async def _send(
-        self,
-        name: str,
-        method: str,
-        url: str,
-        json: Any,
-        params: QueryItems | None,
-        headers: dict[str, str],
-        deadline: float,
-    ) -> httpx.Response:
-        if self._sender is not None:
-            return await self._sender(
-                method, url, json=json, params=params, headers=headers, timeout=self._attempt_seconds(deadline),
-                reads_only=method == "GET" or name in READ_ONLY_POSTS,
-            )  # fmt: skip
-        return await self.http.request(
-            method, url, json=json, params=params, headers=headers, timeout=self._attempt_timeout(deadline)
-        )
-
-    def _attempt_seconds(self, deadline: float) -> float:
-        """One attempt's time limit for an in-process call: the read timeout, cut to what is left of the budget."""
-        left = max(deadline - self._clock(), 0.05)
-        read = self.http.timeout.read
-        return left if read is None else min(read, left)
 
     async def _backoff(self, name: str, attempt: int, deadline: float, error: e.MediaError) -> bool:
         """Wait before another attempt, if attempts and the time budget allow one."""

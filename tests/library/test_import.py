@@ -425,3 +425,22 @@ async def test_oversized_body_from_the_web_fails_and_leaves_no_blob(tmp_path: Pa
         assert len(web.seen) == 1
         assert blob_files(lib) == []
         assert list(lib.data.incoming.iterdir()) == []
+
+
+async def test_an_import_cut_short_in_process_ends_failed(library: Library) -> None:
+    """In-process (httpx's ASGI transport) the fetch runs in the caller's task: a caller that gives up ends it."""
+    fetching = anyio.Event()
+
+    async def stalls(request: httpx.Request) -> httpx.Response:
+        fetching.set()
+        await anyio.Event().wait()  # never answers; cancelled with the caller
+        raise AssertionError("unreachable")
+
+    async with asgi(library, httpx.MockTransport(stalls), fake_resolver) as api:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(start_import, api, "http://public.example/pic.png")
+                await fetching.wait()
+                tg.cancel_scope.cancel()
+            listed = await api.ok("GET", "/files", params={"parentFolderId": "media-root"})
+        assert [f["operationStatus"] for f in listed["files"]] == ["FAILED"]

@@ -494,7 +494,7 @@ async def test_a_crash_before_the_row_commits_keeps_the_resumable_bytes(
 
     def crash_here(*args: Any, **kwargs: Any) -> FileRow:
         # the data directory exactly as a crash at this point (before the row commits) would leave it
-        shutil.copytree(library.data.root, crashed, ignore=shutil.ignore_patterns("library.lock"))
+        shutil.copytree(library.data.root, crashed, ignore=shutil.ignore_patterns("members.lock"))
         return real_add_file(*args, **kwargs)
 
     monkeypatch.setattr(library.catalog, "add_file", crash_here)

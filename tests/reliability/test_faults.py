@@ -20,9 +20,9 @@ import httpx
 import pytest
 from mcp.types import CallToolResult
 
+from bench.faults import Fault, FaultInjector, FaultPlan, FaultProxy
 from bench.rel_faults import FaultMix, Rig, classify, in_process, sha256, text_of
 from media_mcp.library.app import create_app
-from media_mcp.library.faults import Fault, FaultInjector, FaultPlan, FaultProxy
 from media_mcp.library.service import Library
 from tests.conftest import FakeClock, LoopbackServer, PNG_16x8
 
@@ -246,7 +246,7 @@ async def test_a_resumable_upload_survives_faults_on_its_chunks(
     library: Library, tmp_path: Path, clock: FakeClock
 ) -> None:
     """Through the tool (above 10 MB: tus): a PATCH whose answer is lost, then a HEAD refused with 429."""
-    from media_mcp.server.tools_write import RESUMABLE_ABOVE
+    from media_mcp.guard.core import RESUMABLE_ABOVE
 
     plan = FaultPlan(rate=0.0, seed=SEED, eligible=tus_only)
     async with in_process(library, tmp_path / "rig", plan, clock=clock) as rig:

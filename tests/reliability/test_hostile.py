@@ -48,11 +48,11 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from bench import rel_hostile as rh
+from media_mcp.guard.backend import StaticBackend
+from media_mcp.guard.text import clean
 from media_mcp.library.app import create_app
 from media_mcp.library.service import Library
 from media_mcp.server.app import create_server
-from media_mcp.server.backend import StaticBackend
-from media_mcp.server.fencing import clean
 from media_mcp.server.run import http_app
 from media_mcp.settings import ServerSettings
 from media_mcp.wix import messages as msg
@@ -264,19 +264,19 @@ def test_the_generator_covers_the_published_schemas(tmp_path: Path) -> None:
 # --- 2a. upload_file: traversal and symlinks ----------------------------------------------------------
 
 ESCAPES = {
-    "../outside/outside.png": "outside the allowed upload roots",
-    "../../../../../../../etc/passwd": "outside the allowed upload roots",
-    "/etc/passwd": "outside the allowed upload roots",
-    "/proc/self/environ": "outside the allowed upload roots",
-    "/dev/zero": "outside the allowed upload roots",
-    "etc-link/passwd": "outside the allowed upload roots",
-    "passwd-link": "outside the allowed upload roots",
-    "dir-link/outside.png": "outside the allowed upload roots",
-    "file-link.png": "outside the allowed upload roots",
+    "../outside/outside.png": "not a file inside the allowed upload roots",
+    "../../../../../../../etc/passwd": "not a file inside the allowed upload roots",
+    "/etc/passwd": "not a file inside the allowed upload roots",
+    "/proc/self/environ": "not a file inside the allowed upload roots",
+    "/dev/zero": "not a file inside the allowed upload roots",
+    "etc-link/passwd": "not a file inside the allowed upload roots",
+    "passwd-link": "not a file inside the allowed upload roots",
+    "dir-link/outside.png": "not a file inside the allowed upload roots",
+    "file-link.png": "not a file inside the allowed upload roots",
     "pipe.png": "not a regular file",
     "sub": "not a regular file",
-    "loop": "does not exist",
-    "dangling.png": "does not exist",
+    "loop": "not a file inside the allowed upload roots",
+    "dangling.png": "not a file inside the allowed upload roots",
     "cat.png\x00.txt": "not valid",
     "empty.png": "is empty",
     "big.png": "larger than",
@@ -291,9 +291,9 @@ async def test_upload_paths_cannot_leave_the_roots(env: Env, client: Client, tmp
     (sibling / "cat.png").write_bytes(rh.PNG + rh.OUTSIDE_MARK)
     cases = {
         **ESCAPES,
-        str(sibling / "cat.png"): "outside the allowed upload roots",
-        str(env.upload_root) + "/../outside/outside.png": "outside the allowed upload roots",
-        str(tmp_path / "outside" / "outside.png"): "outside the allowed upload roots",
+        str(sibling / "cat.png"): "not a file inside the allowed upload roots",
+        str(env.upload_root) + "/../outside/outside.png": "not a file inside the allowed upload roots",
+        str(tmp_path / "outside" / "outside.png"): "not a file inside the allowed upload roots",
     }
     with anyio.fail_after(WAIT):  # the FIFO must be refused, not opened (opening it would block)
         for path, reason in cases.items():
@@ -363,16 +363,26 @@ async def test_hostile_text_in_ids_and_names_is_fenced(env: Env, client: Client,
         ]
         for tool, args in calls:
             result = await client.call_tool(tool, args)
-            if evil.strip() or result.is_error:
-                refused(result)  # whitespace around a file id is trimmed (as Wix does): then the id is real
-            else:
-                assert raw_invisible(json.dumps(ok(result), ensure_ascii=False)) == [], (tool, result)
+            if result.is_error:
+                refused(result)
+                continue
+            answer = ok(result)
+            assert raw_invisible(json.dumps(answer, ensure_ascii=False)) == [], (tool, result)
+            if evil.strip():  # trash answers per item: the hostile id is reported as not found, escaped
+                assert tool == "move_to_trash" and {i["status"] for i in answer["items"]} == {"not_found"}, answer
+            # else: whitespace around a file id is trimmed (as Wix does): then the id is real
         if clean(evil) == "":  # nothing visible left
             refused(await client.call_tool("create_folder", {"name": evil}), "empty")
     assert file_id in await live_files(env.wix)
     for line in env.audit():
         json.loads(line)
         assert raw_invisible(line) == [], line
+
+
+def not_found(result: CallToolResult) -> None:
+    """Trash and restore answer per item: nothing done, and the id reported as not found."""
+    answer = ok(result)
+    assert answer["status"] == "nothing_to_do" and {i["status"] for i in answer["items"]} == {"not_found"}, answer
 
 
 async def test_restore_with_hostile_ids_is_clear_and_logs_cleanly(env: Env, client: Client) -> None:
@@ -382,10 +392,10 @@ async def test_restore_with_hostile_ids_is_clear_and_logs_cleanly(env: Env, clie
             result = await client.call_tool("restore_from_trash", {"file_ids": chunk, "folder_ids": chunk})
             if result.is_error:
                 refused(result)
-        refused(await client.call_tool("restore_from_trash", {"folder_ids": ["x" * 101]}), "does not fit")
-        refused(await client.call_tool("move_to_trash", {"file_ids": [" "]}))
+        not_found(await client.call_tool("restore_from_trash", {"folder_ids": ["x" * 101]}))
+        not_found(await client.call_tool("move_to_trash", {"file_ids": [" "]}))
         refused(await client.call_tool("get_file", {"file_ids": [" ", "x"]}))
-        refused(await client.call_tool("move_to_trash", {"folder_ids": ["."]}), "not found")
+        not_found(await client.call_tool("move_to_trash", {"folder_ids": ["."]}))
         refused(await client.call_tool("search_folders", {"parent_folder_id": ".."}), "not found")
     for line in env.audit():
         assert raw_invisible(line) == [] and len(line.splitlines()) == 1, line
@@ -430,7 +440,8 @@ async def test_megabyte_strings_and_ten_thousand_item_lists_are_refused_fast(env
         # a listing (GET) carries the cursor in its URL: 16,000 emoji are valid but no URL holds them
         folder = (await env.wix.create_folder("listed")).id
         for listing, where in (("search_folders", "parent_folder_id"), ("search_files", "folder_id")):
-            refused(await client.call_tool(listing, {where: folder, "cursor": "\U0001f600" * 16_000}), "too long")
+            text = refused(await client.call_tool(listing, {where: folder, "cursor": "\U0001f600" * 16_000}))
+            assert "cursor" in text and "4096" in text
         ok(await client.call_tool("search_files", {"limit": 1}))
     assert file_id in await live_files(env.wix)
 
@@ -518,8 +529,14 @@ async def test_confirmation_tokens_cannot_be_forged_stretched_or_replayed(
             refused(await deleting.call_tool("move_to_trash", delete), "does not match")
         async with Client(env.make(confirm_secret="another-secret-" + "z" * 24), mode="auto") as stranger:
             refused(await stranger.call_tool("move_to_trash", {"file_ids": [alpha], "confirmation_token": token}))
-        stamp, signature = token.split(".")
-        for forged in (f"{int(stamp) + 86400}.{signature}", f"{stamp}.{signature[::-1]}", f"{stamp}.{'A' * 43}"):
+        stamp, content, nonce, signature = token.split(".")
+        for forged in (
+            f"{int(stamp) + 86400}.{content}.{nonce}.{signature}",
+            f"{stamp}.{content}.{nonce}.{signature[::-1]}",
+            f"{stamp}.{content}.{nonce}.{'A' * 43}",
+            f"{stamp}.{'A' * 16}.{nonce}.{signature}",
+            f"{stamp}.{content}.{'A' * 11}.{signature}",
+        ):
             refused(await client.call_tool("move_to_trash", {"file_ids": [alpha], "confirmation_token": forged}))
         assert not await _trashed(env, alpha) and not await _trashed(env, beta)
         # the genuine token works once, for the same set in any spelling (a media URL names the same file)

@@ -12,12 +12,11 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
 
+from media_mcp.guard import StaticBackend
 from media_mcp.library.app import create_app
 from media_mcp.library.service import Library
 from media_mcp.server.app import create_server
-from media_mcp.server.backend import StaticBackend
 from media_mcp.settings import ServerSettings
-from media_mcp.wix.asgi import AppSender
 from media_mcp.wix.auth import ApiKeyAuth
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock
@@ -31,7 +30,7 @@ async def wix(library: Library) -> AsyncIterator[WixMediaClient]:
     app = create_app(library)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     auth = ApiKeyAuth(SecretStr(library.api_key), library.site_id)
-    yield WixMediaClient("http://library.test", auth, http=http, sender=AppSender(app))
+    yield WixMediaClient("http://library.test", auth, http=http)
     await http.aclose()
 
 

@@ -31,7 +31,6 @@ from pydantic import FileUrl, SecretStr
 from media_mcp import errors
 from media_mcp.library.app import create_app
 from media_mcp.library.service import Library
-from media_mcp.server import state as server_state
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
 from media_mcp.wix.auth import ApiKeyAuth
@@ -45,7 +44,7 @@ WRITE_TOOLS = {
     "generate_upload_url", "move_to_trash", "restore_from_trash", "create_folder", "update_file", "import_file",
     "upload_file",
 }  # fmt: skip
-READ_TOOLS = {"search_folders", "search_files", "get_file", "generate_download_url"}
+READ_TOOLS = {"search_folders", "search_files", "get_file", "get_folder", "generate_download_url"}
 INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
 BIG_PNG = PNG_16x8 + bytes(31)  # 100 bytes: sizes in a preview tell the files apart
 IMPORT_SOURCE = "https://pictures.example/cat.png"
@@ -310,7 +309,7 @@ async def all_trashed(wix: WixMediaClient, v: Victims) -> bool:
 
 def assert_lists_items(text: str, v: Victims) -> None:
     """The concrete list a person must see: names, kinds, sizes and the count."""
-    for piece in ("'alpha.png'", "'beta.png'", "'gamma'", "69 bytes", "100 bytes", "3 item(s)", v.alpha, v.folder):
+    for piece in ("'alpha.png'", "'beta.png'", "'gamma'", "69 bytes", "100 bytes", "2 file(s) and 1 folder(s)"):
         assert piece in text, (piece, text)
     assert "file 'alpha.png'" in text and "folder 'gamma'" in text
 
@@ -323,7 +322,7 @@ async def test_elicitation_accept_trashes_after_showing_the_list(
     async with Client(make_server(), mode=mode, elicitation_callback=human) as client:
         answer = data(await client.call_tool("move_to_trash", trash_args(victims)))
     assert answer["status"] == "done"
-    assert answer["count"] == 3 and answer["total_bytes"] == 169
+    assert len(answer["items"]) == 3 and answer["content"]["bytes"] == 169
     assert len(human.messages) == 1
     assert_lists_items(human.messages[0], victims)
     assert await all_trashed(wix, victims)
@@ -346,7 +345,7 @@ async def test_elicitation_decline_or_cancel_trashes_nothing(
     async with Client(make_server(), mode=mode, elicitation_callback=human) as client:
         answer = data(await client.call_tool("move_to_trash", trash_args(victims)))
     assert answer["status"] == "cancelled"
-    assert answer["confirmation_token"] is None
+    assert answer.get("confirmation_token") is None
     assert len(human.messages) == 1
     assert await nothing_trashed(wix, victims)
     assert [e["outcome"] for e in audit(server_dir) if e["tool"] == "move_to_trash"] == ["cancelled"]
@@ -373,9 +372,9 @@ async def test_token_mode_previews_then_acts_on_the_token(
     async with Client(make_server(confirm="token"), mode=mode, elicitation_callback=human) as client:
         preview = data(await client.call_tool("move_to_trash", trash_args(victims)))
         assert preview["status"] == "confirmation_required"
-        assert preview["count"] == 3 and preview["total_bytes"] == 169
+        assert len(preview["items"]) == 3 and preview["content"]["bytes"] == 169
         items = {(i["kind"], i["name"], i["size"]) for i in preview["items"]}
-        assert items == {("file", "alpha.png", 69), ("file", "beta.png", 100), ("folder", "gamma", None)}
+        assert items == {("file", "alpha.png", 69), ("file", "beta.png", 100), ("folder", "gamma", 0)}
         assert preview["expires_at"] == stamp(clock.now + 300)
         assert "confirmation_token" in preview["message"]
         assert await nothing_trashed(wix, victims)
@@ -443,8 +442,9 @@ async def test_expired_token_is_refused(
 
 
 def _forgeries(real: str) -> list[str]:
-    stamp_part, signature = real.split(".")
-    later = str(int(stamp_part) + 3600)
+    stamp_part, content, nonce, signature = real.split(".")
+    stamp_part = f"{stamp_part}.{content}.{nonce}"  # the parts before the signature, kept together
+    later = str(int(stamp_part.split(".")[0]) + 3600) + f".{content}.{nonce}"
     alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
     last = alphabet.index(signature[-1])
     return [
@@ -454,9 +454,12 @@ def _forgeries(real: str) -> list[str]:
         f"{stamp_part}.{signature}=",  # padding the issuer never writes
         f"{stamp_part}.{signature[:10]}!{signature[10:]}",  # a character base64 decoding would skip
         f"0{stamp_part}.{signature}",  # the same number written another way
+        f"{stamp_part.split('.')[0]}.AAAAAAAAAAAAAAAA.{nonce}.{signature}",  # another content digest
+        f"{stamp_part.split('.')[0]}.{content}.AAAAAAAAAAA.{signature}",  # another nonce
         f"{stamp_part}.",  # no signature
         "garbage",
         "1.2.3",
+        "1.2.3.4",
         "²³.abc",  # digits Python's int() cannot read
         "9" * 40 + ".abc",
         f"{stamp_part}.{signature}\u200b",  # an invisible tail
@@ -620,7 +623,7 @@ async def test_more_than_max_trash_items_is_refused_untouched(
     async with Client(make_server(confirm="allow", max_trash_items=2), mode=mode) as client:
         assert refusal(await client.call_tool("move_to_trash", {"file_ids": ids[:2], "folder_ids": ["x"]}))
         assert await live_ids(wix) == set(ids)
-        assert data(await client.call_tool("move_to_trash", {"file_ids": ids[:2]}))["count"] == 2
+        assert len(data(await client.call_tool("move_to_trash", {"file_ids": ids[:2]}))["items"]) == 2
     assert human.messages == []
     assert await live_ids(wix) == set(ids[2:])
 
@@ -704,7 +707,13 @@ async def scoped(make_server: MakeServer, mode: str, tree: Tree) -> AsyncIterato
 
 
 def out_of_scope(result: CallToolResult) -> None:
-    assert "outside the folders this server may use" in refusal(result)
+    """Refused as outside, or (trash and restore, which answer per item) every item reported as not found."""
+    if result.is_error:
+        assert "outside the folders this server may use" in refusal(result)
+        return
+    answer = data(result)
+    assert answer["status"] == "nothing_to_do", answer
+    assert {item["status"] for item in answer["items"]} == {"not_found"}, answer
 
 
 @bounded
@@ -754,16 +763,18 @@ async def test_scope_refuses_writes_outside(scoped: Client, wix: WixMediaClient,
     out_of_scope(await scoped.call_tool("update_file", {"file_id": tree.in_file, "folder_id": "media-root"}))
     assert (await wix.get_file(tree.in_file)).parent_folder_id == tree.inside
     moved = data(await scoped.call_tool("update_file", {"file_id": tree.in_file, "folder_id": tree.nested}))
-    assert moved["file"]["folder_id"] == tree.nested
+    assert moved["file"]["folder"]["id"] == tree.nested
     out_of_scope(await scoped.call_tool("move_to_trash", {"file_ids": [tree.out_file]}))
-    out_of_scope(await scoped.call_tool("move_to_trash", {"file_ids": [tree.in_file, tree.top_file]}))
     out_of_scope(await scoped.call_tool("move_to_trash", {"folder_ids": [tree.outside]}))
-    assert not await trashed(wix, tree.out_file) and not await trashed(wix, tree.in_file)
+    mixed = data(await scoped.call_tool("move_to_trash", {"file_ids": [tree.in_file, tree.top_file]}))
+    assert [(i["id"], i["status"]) for i in mixed["items"]] == [(tree.in_file, "done"), (tree.top_file, "not_found")]
+    assert not await trashed(wix, tree.out_file) and await trashed(wix, tree.in_file)
     assert not await trashed(wix, tree.top_file)
+    data(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.in_file]}))
     out_of_scope(await scoped.call_tool("create_folder", {"name": "new", "parent_folder_id": tree.outside}))
     out_of_scope(await scoped.call_tool("create_folder", {"name": "new", "parent_folder_id": "media-root"}))
     created = data(await scoped.call_tool("create_folder", {"name": "new"}))
-    assert created["folder"]["parent_id"] == tree.inside
+    assert created["folder"]["parent"]["id"] == tree.inside
     names = [f.display_name async for f in wix.iter_folders(msg.SearchFoldersRequest())]
     assert names.count("new") == 1
 
@@ -782,9 +793,9 @@ async def test_scope_refuses_uploads_outside(
         out_of_scope(await scoped.call_tool("import_file", args))
     assert await live_ids(wix) == before
     landed = data(await scoped.call_tool("upload_file", {"path": "fresh.png"}))
-    assert landed["file"]["folder_id"] == tree.inside
+    assert landed["file"]["folder"]["id"] == tree.inside
     recipe = data(await scoped.call_tool("generate_upload_url", {"file_name": "x.png", "mime_type": "image/png"}))
-    assert recipe["folder_id"] == tree.inside
+    assert recipe["folder"]["id"] == tree.inside
 
 
 @bounded
@@ -794,33 +805,22 @@ async def test_scope_restores_only_what_it_trashed(
     data(await scoped.call_tool("move_to_trash", {"file_ids": [tree.in_file]}))
     assert await trashed(wix, tree.in_file)
     restored = data(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.in_file]}))
-    assert restored["restored_files"] == [tree.in_file]
+    assert [i["id"] for i in restored["items"] if i["kind"] == "file" and i["status"] == "done"] == [tree.in_file]
     assert (await wix.get_file(tree.in_file)).parent_folder_id == tree.inside
     # trashed elsewhere (in the Media Manager, or by another tool): this server cannot vouch for where it was
     await wix.bulk_delete_files([tree.nested_file])
-    text = refusal(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.nested_file]}))
-    assert "was not trashed through this server" in text and "Media Manager" in text
+    elsewhere = data(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.nested_file]}))
+    (item,) = elsewhere["items"]
+    assert (item["status"], item["note"]) == ("not_found", "not in the trash of the folders this server may use")
     assert await trashed(wix, tree.nested_file)
     await wix.bulk_delete_files([tree.out_file])
-    refusal(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.out_file]}))
+    out_of_scope(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.out_file]}))
     assert await trashed(wix, tree.out_file)
-    # a later server process remembers (from the audit log) what it trashed
+    # a later server process remembers (from the data directory) what it trashed
     data(await scoped.call_tool("move_to_trash", {"file_ids": [tree.in_file]}))
     async with Client(make_server(allowed_folders=tree.inside), mode=mode) as fresh:
         data(await fresh.call_tool("restore_from_trash", {"file_ids": [tree.in_file]}))
     assert not await trashed(wix, tree.in_file)
-
-
-@bounded
-async def test_scope_restores_from_the_audit_log_what_memory_let_go(
-    monkeypatch: pytest.MonkeyPatch, scoped: Client, wix: WixMediaClient, tree: Tree
-) -> None:
-    monkeypatch.setattr(server_state, "ORIGINS_KEPT", 1)  # the server keeps only the newest origin in memory
-    data(await scoped.call_tool("move_to_trash", {"file_ids": [tree.in_file]}))
-    data(await scoped.call_tool("move_to_trash", {"file_ids": [tree.nested_file]}))
-    restored = data(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.in_file, tree.nested_file]}))
-    assert restored["restored_files"] == [tree.in_file, tree.nested_file]
-    assert not await trashed(wix, tree.in_file) and not await trashed(wix, tree.nested_file)
 
 
 # --- 5. uploads -------------------------------------------------------------------------------------------
@@ -841,14 +841,14 @@ async def test_upload_file_stays_inside_the_upload_roots(
     os.symlink(outside_file, upload_root / "link.png")
     (upload_root / "folder.png").mkdir()
     cases = {
-        "../elsewhere/secret.png": "outside the allowed upload roots",
-        str(outside_file): "outside the allowed upload roots",
-        str(upload_root / ".." / "elsewhere" / "secret.png"): "outside the allowed upload roots",
-        "link.png": "outside the allowed upload roots",
-        str(upload_root / "link.png"): "outside the allowed upload roots",
+        "../elsewhere/secret.png": "not a file inside the allowed upload roots",
+        str(outside_file): "not a file inside the allowed upload roots",
+        str(upload_root / ".." / "elsewhere" / "secret.png"): "not a file inside the allowed upload roots",
+        "link.png": "not a file inside the allowed upload roots",
+        str(upload_root / "link.png"): "not a file inside the allowed upload roots",
         "folder.png": "is not a regular file",
-        "missing.png": "does not exist",
-        "/etc/passwd": "outside the allowed upload roots",
+        "missing.png": "not a file inside the allowed upload roots",
+        "/etc/passwd": "not a file inside the allowed upload roots",
         "bad\x00name.png": "not valid",
     }
     for path, reason in cases.items():
@@ -872,7 +872,9 @@ async def test_client_roots_are_used_when_no_upload_roots_are_set(
         assert uploaded["file"]["name"] == "inside.png"
         assert await stored_size(wix, await client.call_tool("upload_file", {"path": "inside.png"})) == 69
         for path in (str(outside_file), "../elsewhere/secret.png"):
-            assert "outside the allowed upload roots" in refusal(await client.call_tool("upload_file", {"path": path}))
+            assert "not a file inside the allowed upload roots" in refusal(
+                await client.call_tool("upload_file", {"path": path})
+            )
     assert roots.calls == 4  # asked afresh on every call, in both eras
     assert len(await live_ids(wix)) == 2
 
@@ -883,7 +885,7 @@ async def test_operator_roots_win_over_client_roots(
 ) -> None:
     roots = SharedRoots([outside_file.parent])  # a client cannot widen what the operator allowed
     async with Client(make_server(), mode=mode, list_roots_callback=roots) as client:
-        assert "outside" in refusal(await client.call_tool("upload_file", {"path": str(outside_file)}))
+        assert "not a file inside" in refusal(await client.call_tool("upload_file", {"path": str(outside_file)}))
     assert roots.calls == 0
     assert await live_ids(wix) == set()
 
@@ -1028,7 +1030,8 @@ async def test_names_come_back_cleaned_everywhere(
     (question,) = human.messages
     assert invisible(question, allow="\n") == []
     assert f"'{EVIL_CLEAN}.png'" in question and f"'{EVIL_CLEAN}'" in question
-    assert all(line.startswith(("- file '", "- folder '")) for line in question.splitlines()[1:])
+    starts = ("- file '", "- folder '", "Inside the folders: '", "Check code: ")
+    assert all(line.startswith(starts) for line in question.splitlines()[1:]), question
 
 
 @bounded

@@ -37,7 +37,7 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
 }  # fmt: skip
 TOOLS = {
-    "search_folders", "search_files", "get_file", "generate_download_url", "generate_upload_url",
+    "search_folders", "search_files", "get_file", "get_folder", "generate_download_url", "generate_upload_url",
     "move_to_trash", "restore_from_trash", "create_folder", "update_file", "import_file", "upload_file",
 }  # fmt: skip
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.anyio
 async def test_tools_are_listed(client: Client) -> None:
     names = {tool.name for tool in (await client.list_tools()).tools}
     assert names == {
-        "search_folders", "search_files", "get_file", "generate_download_url", "generate_upload_url",
+        "search_folders", "search_files", "get_file", "get_folder", "generate_download_url", "generate_upload_url",
         "move_to_trash", "restore_from_trash", "create_folder", "update_file", "import_file", "upload_file",
     }  # fmt: skip
 

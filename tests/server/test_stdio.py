@@ -31,10 +31,10 @@ from tests.conftest import PNG_16x8
 pytestmark = pytest.mark.anyio
 
 ALL_TOOLS = {
-    "search_folders", "search_files", "get_file", "generate_download_url", "generate_upload_url",
+    "search_folders", "search_files", "get_file", "get_folder", "generate_download_url", "generate_upload_url",
     "move_to_trash", "restore_from_trash", "create_folder", "update_file", "import_file", "upload_file",
 }  # fmt: skip
-READ_TOOLS = {"search_folders", "search_files", "get_file", "generate_download_url"}
+READ_TOOLS = {"search_folders", "search_files", "get_file", "get_folder", "generate_download_url"}
 SESSION_TIMEOUT = 90.0
 """Bound on one whole spawned session: start-up (SDK import ~0.6 s, more without .pyc) plus every call."""
 LINE_TIMEOUT = 30.0
@@ -119,7 +119,7 @@ async def test_every_tool_over_stdio(tmp_path: Path, upload_dir: Path, mode: str
             assert not uploaded.is_error, text_of(uploaded)
             assert uploaded.structured_content is not None
             cat = uploaded.structured_content["file"]
-            assert (cat["name"], cat["folder_id"], cat["private"]) == ("cat.png", folder["id"], False)
+            assert (cat["name"], cat["folder"]["id"], cat["private"]) == ("cat.png", folder["id"], False)
             assert reported and reported[-1][0] == len(PNG_16x8)
 
             # find it, read it, download it through the minted link
@@ -155,7 +155,7 @@ async def test_every_tool_over_stdio(tmp_path: Path, upload_dir: Path, mode: str
 
             # trash: preview and token first, then the act
             preview = await ok(client, "move_to_trash", {"file_ids": [cat["id"]]})
-            assert preview["status"] == "confirmation_required" and preview["count"] == 1
+            assert preview["status"] == "confirmation_required" and len(preview["items"]) == 1
             assert [item["name"] for item in preview["items"]] == ["kitten.png"]
             token = preview["confirmation_token"]
             assert token
@@ -167,9 +167,11 @@ async def test_every_tool_over_stdio(tmp_path: Path, upload_dir: Path, mode: str
             assert cat["id"] in [row[0] for row in trash["rows"]]
 
             restored = await ok(client, "restore_from_trash", {"file_ids": [cat["id"]]})
-            assert restored["status"] == "done" and restored["restored_files"] == [cat["id"]]
+            assert restored["status"] == "done" and [
+                i["id"] for i in restored["items"] if i["kind"] == "file" and i["status"] == "done"
+            ] == [cat["id"]]
             back = (await ok(client, "get_file", {"file_id": cat["id"]}))["files"][0]
-            assert (back["in_trash"], back["folder_id"]) == (False, folder["id"])
+            assert (back["in_trash"], back["folder"]["id"]) == (False, folder["id"])
 
             # importing from loopback must not turn the library into an SSRF pivot
             await _import_is_refused(client)
@@ -202,7 +204,7 @@ async def test_read_only_lists_four_tools(tmp_path: Path, upload_dir: Path, mode
 
 
 async def test_library_port_taken_by_another_program(tmp_path: Path, upload_dir: Path) -> None:
-    """A port held by something else: the first call says which variable to change; the server keeps answering."""
+    """A port held by something else: calls work in-process; minting a link says which variable to change."""
     stderr_path = tmp_path / "stderr.txt"
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
         holder.bind(("127.0.0.1", 0))  # bound, not listening: the library cannot bind it and nothing answers
@@ -210,12 +212,14 @@ async def test_library_port_taken_by_another_program(tmp_path: Path, upload_dir:
         env = server_env(tmp_path, upload_dir, MEDIA_MCP_LIBRARY_PORT=port)
         with stderr_path.open("w") as errlog, anyio.fail_after(SESSION_TIMEOUT):
             async with Client(stdio_client(params(tmp_path, env), errlog=errlog), mode="legacy") as client:
-                first = await client.call_tool("search_files", {})
-                assert first.is_error
-                assert "MEDIA_MCP_LIBRARY_PORT" in text_of(first) and port in text_of(first), text_of(first)
+                assert (await ok(client, "search_files", {}))["rows"] == []
+                recipe = {"file_name": "dog.png", "mime_type": "image/png"}
+                minted = await client.call_tool("generate_upload_url", recipe)
+                assert minted.is_error
+                assert "MEDIA_MCP_LIBRARY_PORT" in text_of(minted) and port in text_of(minted), text_of(minted)
                 assert {tool.name for tool in (await client.list_tools()).tools} == ALL_TOOLS
-                again = await client.call_tool("get_file", {"file_id": "anything"})
-                assert again.is_error and "MEDIA_MCP_LIBRARY_PORT" in text_of(again)
+                again = await client.call_tool("upload_file", {"path": "cat.png"})  # its bytes need a link too
+                assert again.is_error and "MEDIA_MCP_LIBRARY_PORT" in text_of(again), text_of(again)
     assert BANNER in stderr_path.read_text()
 
 

@@ -19,9 +19,9 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 
+from media_mcp.guard.text import clean
 from media_mcp.library.catalog import FileRow
 from media_mcp.library.service import Library
-from media_mcp.server.fencing import clean
 from media_mcp.wix import messages as msg
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock, PNG_16x8
@@ -29,7 +29,7 @@ from tests.server.conftest import MakeServer, audit_lines
 
 pytestmark = pytest.mark.anyio
 
-READ_TOOLS = {"search_folders", "search_files", "get_file", "generate_download_url"}
+READ_TOOLS = {"search_folders", "search_files", "get_file", "get_folder", "generate_download_url"}
 WRITE_TOOLS = {
     "generate_upload_url", "move_to_trash", "restore_from_trash", "create_folder", "update_file", "import_file",
     "upload_file",
@@ -144,11 +144,11 @@ async def test_search_folders_by_query_parent_and_root(client: Client, wix: WixM
     with anyio.fail_after(WAIT):
         by_query = await call(client, "search_folders", {"query": "summer"})
         assert {f["id"] for f in by_query["folders"]} == {summer, beach}
-        assert by_query["next_cursor"] is None
+        assert by_query.get("next_cursor") is None
         assert {f["name"] for f in by_query["folders"]} == {"Summer 2024", "Summer beach"}
 
         children = await call(client, "search_folders", {"parent_folder_id": summer})
-        assert [(f["id"], f["parent_id"]) for f in children["folders"]] == [(beach, summer)]
+        assert [(f["id"], f["parent"]["id"]) for f in children["folders"]] == [(beach, summer)]
 
         top = await call(client, "search_folders", {"parent_folder_id": "media-root"})
         assert {f["id"] for f in top["folders"]} == {summer, winter, logos}
@@ -172,7 +172,7 @@ async def test_search_folders_pages_to_the_end(client: Client, wix: WixMediaClie
             page = await call(client, "search_folders", args)
             assert len(page["folders"]) <= 3
             seen += [f["id"] for f in page["folders"]]
-            cursor = page["next_cursor"]
+            cursor = page.get("next_cursor")
             if cursor is None:
                 break
     assert cursor is None, "paging never ended"
@@ -202,16 +202,18 @@ async def test_search_files_filters(client: Client, wix: WixMediaClient) -> None
     with anyio.fail_after(WAIT):
         everything = await call(client, "search_files", {})
         assert set(ids_of(everything)) == {tabby, dog, report, loose}
-        # by default 'private' shows only because one file is private, and 'status' not at all: all are READY
-        assert everything["columns"] == ["id", "name", "type", "size", "folder", "updated", "private"]
-        assert everything["next_cursor"] is None
+        # the same columns on every page, whatever the files: the documented default set
+        assert everything["columns"] == ["id", "name", "type", "size", "folder", "private", "updated", "status"]
+        assert {(f["id"], f["name"]) for f in everything["folders"]} == {(photos, "Photos"), (docs, "Docs"),
+                                                                        ("media-root", "Media")}  # fmt: skip
+        assert everything.get("next_cursor") is None
 
         assert set(ids_of(await call(client, "search_files", {"query": "tabby"}))) == {tabby, loose}
         assert ids_of(await call(client, "search_files", {"query": "pets"})) == [tabby]  # labels are searched
 
         in_photos = table(await call(client, "search_files", {"folder_id": photos}))
         assert {r["id"] for r in in_photos} == {tabby, dog}
-        assert {r["folder"] for r in in_photos} == {photos}
+        assert {r["folder"]["id"] for r in in_photos} == {photos}
         assert ids_of(await call(client, "search_files", {"folder_id": photos, "query": "tabby"})) == [tabby]
 
         documents = table(await call(client, "search_files", {"media_types": ["DOCUMENT"]}))
@@ -232,8 +234,8 @@ async def test_search_files_in_the_trash(client: Client, wix: WixMediaClient) ->
     await wix.bulk_delete_files([binned])
     with anyio.fail_after(WAIT):
         assert ids_of(await call(client, "search_files", {})) == [kept]
-        trash = await call(client, "search_files", {"root": "TRASH_ROOT", "fields": ["name", "state"]})
-        assert table(trash) == [{"id": binned, "name": "binned.png", "state": "DELETED"}]
+        trash = await call(client, "search_files", {"root": "TRASH_ROOT", "fields": ["name", "in_trash"]})
+        assert table(trash) == [{"id": binned, "name": "binned.png", "in_trash": True}]
 
 
 async def test_search_files_sorting(client: Client, wix: WixMediaClient, clock: FakeClock) -> None:
@@ -272,7 +274,7 @@ async def test_search_files_pages_without_loss_or_duplicates(
             page = await call(client, "search_files", {"limit": 20, **sort} | ({"cursor": cursor} if cursor else {}))
             sizes.append(len(page["rows"]))
             seen += ids_of(page)
-            cursor = page["next_cursor"]
+            cursor = page.get("next_cursor")
             if cursor is None:
                 break
     assert sizes == [20, 20, 5]
@@ -316,7 +318,7 @@ async def test_get_file_one_many_and_media_url(client: Client, wix: WixMediaClie
         (one,) = (await call(client, "get_file", {"file_id": cat}))["files"]
         assert one["id"] == cat and one["name"] == "cat.png" and one["type"] == "IMAGE"
         assert (one["size"], one["width"], one["height"]) == (len(PNG_16x8), 16, 8)
-        assert (one["folder_id"], one["private"], one["in_trash"], one["status"]) == (folder, False, False, "READY")
+        assert (one["folder"]["id"], one["private"], one["in_trash"], one["status"]) == (folder, False, False, "READY")
         assert one["labels"] == ["pets"] and one["hash"]
 
         media_url = f"wix:image://v1/{cat}/cat.png#originWidth=16&originHeight=8"
@@ -408,7 +410,7 @@ async def test_generate_upload_url_put_recipe_works(client: Client, wix: WixMedi
         recipe = await call(
             client, "generate_upload_url", {"file_name": "dog.png", "mime_type": "image/png", "folder_id": folder}
         )
-        assert (recipe["protocol"], recipe["upload_token"], recipe["folder_id"]) == ("PUT", None, folder)
+        assert (recipe["protocol"], recipe.get("upload_token"), recipe["folder"]["id"]) == ("PUT", None, folder)
         assert recipe["private"] is False
         assert any("PUT" in step and "Content-Type: image/png" in step for step in recipe["steps"])
 
@@ -418,7 +420,7 @@ async def test_generate_upload_url_put_recipe_works(client: Client, wix: WixMedi
 
         found = table(await call(client, "search_files", {"query": "dog"}))
         assert [(r["id"], r["name"], r["folder"], r["size"]) for r in found] == [
-            (file_id, "dog.png", folder, len(PNG_16x8))
+            (file_id, "dog.png", {"id": folder, "name": "Incoming"}, len(PNG_16x8))
         ]
         again = await wix.http.put(recipe["upload_url"], content=PNG_16x8, headers={"Content-Type": "image/png"})
         assert again.status_code >= 400  # the link works once, as the recipe says
@@ -431,7 +433,7 @@ async def test_generate_upload_url_tus_recipe(client: Client, wix: WixMediaClien
         large = await call(
             client, "generate_upload_url", {"file_name": "film.mp4", "mime_type": "video/mp4", "size_bytes": 20 << 20}
         )
-        assert large["protocol"] == "TUS" and large["upload_token"]
+        assert large["protocol"] == "TUS" and large.get("upload_token")
         assert "tus" in " ".join(large["steps"]).lower()
         small = await call(client, "generate_upload_url", {"file_name": "dog.png", "mime_type": "image/png"})
         assert small["protocol"] == "PUT"
@@ -443,7 +445,7 @@ async def test_generate_upload_url_tus_recipe(client: Client, wix: WixMediaClien
             {"file_name": "tus dog.png", "mime_type": "image/png", "resumable": True, "private": True},
         )
         assert recipe["protocol"] == "TUS" and recipe["private"] is True
-        token = recipe["upload_token"]
+        token = str(recipe["upload_token"])
 
         def b64(text: str) -> str:
             return base64.b64encode(text.encode()).decode()
@@ -492,9 +494,9 @@ async def test_generate_upload_url_errors(make_server: MakeServer, mode: str) ->
 async def test_create_folder(client: Client, server_dir: Path) -> None:
     with anyio.fail_after(WAIT):
         top = (await call(client, "create_folder", {"name": "Products"}))["folder"]
-        assert (top["name"], top["parent_id"], top["in_trash"]) == ("Products", "media-root", False)
+        assert (top["name"], top["parent"]["id"], top["in_trash"]) == ("Products", "media-root", False)
         inner = (await call(client, "create_folder", {"name": "Shoes", "parent_folder_id": top["id"]}))["folder"]
-        assert inner["parent_id"] == top["id"]
+        assert inner["parent"]["id"] == top["id"]
         listed = await call(client, "search_folders", {"parent_folder_id": top["id"]})
         assert [f["id"] for f in listed["folders"]] == [inner["id"]]
 
@@ -517,11 +519,11 @@ async def test_update_file_rename_move_and_labels(client: Client, wix: WixMediaC
     target = (await wix.create_folder("Pets")).id
     with anyio.fail_after(WAIT):
         renamed = (await call(client, "update_file", {"file_id": cat, "name": "cat.png"}))["file"]
-        assert (renamed["name"], renamed["folder_id"]) == ("cat.png", "media-root")
+        assert (renamed["name"], renamed["folder"]["id"]) == ("cat.png", "media-root")
         assert (await wix.get_file(cat)).labels == ["old"]
 
         moved = (await call(client, "update_file", {"file_id": cat, "folder_id": target}))["file"]
-        assert (moved["name"], moved["folder_id"]) == ("cat.png", target)
+        assert (moved["name"], moved["folder"]["id"]) == ("cat.png", target)
 
         relabelled = (await call(client, "update_file", {"file_id": cat, "labels": ["pets", "cute"]}))["file"]
         assert relabelled["id"] == cat
@@ -529,11 +531,11 @@ async def test_update_file_rename_move_and_labels(client: Client, wix: WixMediaC
 
         all_at_once = {"file_id": cat, "name": "kitty.png", "folder_id": "media-root", "labels": []}
         everything = (await call(client, "update_file", all_at_once))["file"]
-        assert (everything["name"], everything["folder_id"]) == ("kitty.png", "media-root")
+        assert (everything["name"], everything["folder"]["id"]) == ("kitty.png", "media-root")
         assert (await wix.get_file(cat)).labels == []
 
         (stored,) = (await call(client, "get_file", {"file_id": cat}))["files"]
-        assert (stored["name"], stored["folder_id"], stored["labels"]) == ("kitty.png", "media-root", [])
+        assert (stored["name"], stored["folder"]["id"], stored["labels"]) == ("kitty.png", "media-root", [])
 
 
 async def test_update_file_errors(client: Client, wix: WixMediaClient) -> None:
@@ -593,7 +595,7 @@ async def test_upload_file_reports_progress(client: Client, upload_root: Path, w
             "upload_file", {"path": "big.png", "folder_id": folder, "private": True}, progress_callback=on_progress
         )
         file = ok(result)["file"]
-    assert (file["name"], file["folder_id"], file["private"], file["status"]) == ("big.png", folder, True, "READY")
+    assert (file["name"], file["folder"]["id"], file["private"], file["status"]) == ("big.png", folder, True, "READY")
     assert (await wix.get_file(file["id"])).size_in_bytes == len(data)
     assert len(events) >= 3
     assert [p for p, _, _ in events] == sorted(p for p, _, _ in events)
@@ -609,12 +611,13 @@ async def test_upload_file_errors(client: Client, upload_root: Path, tmp_path: P
     (upload_root / "page.html").write_text("<script>alert(1)</script>")
     (upload_root / "empty.png").write_bytes(b"")
     with anyio.fail_after(WAIT):
+        # outside, through a link, or missing: one answer, so probing tells nothing about the disk
         escaped = failure(await client.call_tool("upload_file", {"path": str(outside)}))
-        assert "outside the allowed upload roots" in escaped and str(upload_root) in escaped
+        assert "not a file inside the allowed upload roots" in escaped and str(upload_root) in escaped
         linked = failure(await client.call_tool("upload_file", {"path": "link.png"}))
-        assert "outside the allowed upload roots" in linked
+        assert "not a file inside the allowed upload roots" in linked
         missing = failure(await client.call_tool("upload_file", {"path": "nope.png"}))
-        assert "does not exist" in missing and str(upload_root) in missing
+        assert "not a file inside the allowed upload roots" in missing and str(upload_root) in missing
         html = failure(await client.call_tool("upload_file", {"path": "page.html"}))
         assert "'text/html'" in html and "not allowed" in html
         empty = failure(await client.call_tool("upload_file", {"path": "empty.png"}))
@@ -638,8 +641,11 @@ async def test_trash_token_flow_and_restore(client: Client, wix: WixMediaClient,
     with anyio.fail_after(WAIT):
         preview = await call(client, "move_to_trash", {"file_ids": [cat]})
         assert preview["status"] == "confirmation_required" and preview["confirmation_token"]
-        assert preview["items"] == [{"id": cat, "kind": "file", "name": "cat.png", "size": len(PNG_16x8)}]
-        assert (preview["count"], preview["total_bytes"]) == (1, len(PNG_16x8))
+        assert preview["items"] == [
+            {"id": cat, "kind": "file", "name": "cat.png", "status": "ready", "size": len(PNG_16x8),
+             "private_files": 0, "folder": {"id": folder, "name": "Old"}}
+        ]  # fmt: skip
+        assert (len(preview["items"]), preview["content"]["bytes"]) == (1, len(PNG_16x8))
         assert "confirmation_token" in preview["message"]
         (untouched,) = (await call(client, "get_file", {"file_id": cat}))["files"]
         assert untouched["in_trash"] is False  # nothing happens before confirmation
@@ -654,24 +660,41 @@ async def test_trash_token_flow_and_restore(client: Client, wix: WixMediaClient,
         done = await call(
             client, "move_to_trash", {"file_ids": [cat], "confirmation_token": preview["confirmation_token"]}
         )
-        assert (done["status"], done["count"], done["confirmation_token"]) == ("done", 1, None)
+        assert (done["status"], len(done["items"]), done.get("confirmation_token")) == ("done", 1, None)
+        assert done["undo"] == {"tool": "restore_from_trash", "file_ids": [cat], "folder_ids": []}
         assert f"restore_from_trash(file_ids=[{cat!r}]" in done["message"]  # how to undo it
         (trashed,) = (await call(client, "get_file", {"file_id": cat}))["files"]
         assert trashed["in_trash"] is True
         replay = {"file_ids": [cat], "confirmation_token": preview["confirmation_token"]}
-        assert (await call(client, "move_to_trash", replay))["status"] == "done"  # idempotent: still just trashed
+        again = await call(client, "move_to_trash", replay)  # nothing left to do: said so, per item
+        assert (again["status"], again["items"][0]["status"]) == ("nothing_to_do", "already_in_trash")
         assert (await call(client, "get_file", {"file_id": cat}))["files"][0]["in_trash"] is True
         assert ids_of(await call(client, "search_files", {"root": "TRASH_ROOT"})) == [cat]
 
         restored = await call(client, "restore_from_trash", {"file_ids": [cat]})
-        assert (restored["status"], restored["restored_files"], restored["restored_folders"]) == ("done", [cat], [])
+        assert restored["status"] == "done"
+        assert restored["items"] == [
+            {"id": cat, "kind": "file", "name": "cat.png", "status": "done", "folder": {"id": folder, "name": "Old"}}
+        ]
         (back,) = (await call(client, "get_file", {"file_id": cat}))["files"]
-        assert (back["in_trash"], back["folder_id"]) == (False, folder)
-        assert (await call(client, "restore_from_trash", {"file_ids": [cat]}))["status"] == "done"  # idempotent
-        assert (await call(client, "get_file", {"file_id": cat}))["files"][0]["folder_id"] == folder
+        assert (back["in_trash"], back["folder"]["id"]) == (False, folder)
+        twice = await call(client, "restore_from_trash", {"file_ids": [cat]})  # not in the trash: said so
+        assert (twice["status"], twice["items"][0]["status"]) == ("nothing_to_do", "not_in_trash")
+        assert (await call(client, "get_file", {"file_id": cat}))["files"][0]["folder"]["id"] == folder
 
         folder_preview = await call(client, "move_to_trash", {"folder_ids": [folder]})
-        assert folder_preview["items"] == [{"id": folder, "kind": "folder", "name": "Old", "size": None}]
+        (item,) = folder_preview["items"]
+        assert (item["id"], item["kind"], item["name"], item["files"], item["size"]) == (
+            folder,
+            "folder",
+            "Old",
+            2,
+            2 * len(PNG_16x8),
+        )  # the preview counts what the folder holds
+        assert folder_preview["content"]["files"] == 2 and set(folder_preview["content"]["names"]) == {
+            "cat.png",
+            "dog.png",
+        }
         folder_done = await call(
             client,
             "move_to_trash",
@@ -686,8 +709,6 @@ async def test_trash_token_flow_and_restore(client: Client, wix: WixMediaClient,
     assert [(e["tool"], e["outcome"]) for e in log] == [
         ("move_to_trash", "token_refused"),
         ("move_to_trash", "done"),
-        ("move_to_trash", "done"),
-        ("restore_from_trash", "done"),
         ("restore_from_trash", "done"),
         ("move_to_trash", "done"),
         ("restore_from_trash", "done"),
@@ -699,10 +720,12 @@ async def test_trash_errors(client: Client, wix: WixMediaClient) -> None:
     with anyio.fail_after(WAIT):
         nothing = failure(await client.call_tool("move_to_trash", {}))
         assert "file_ids" in nothing and "folder_ids" in nothing
-        system = failure(await client.call_tool("move_to_trash", {"folder_ids": ["media-root"]}))
-        assert "system folder" in system
-        unknown = failure(await client.call_tool("move_to_trash", {"file_ids": [cat, "no-such-file"]}))
-        assert "no-such-file" in unknown and "search_files" in unknown
+        system = await call(client, "move_to_trash", {"folder_ids": ["media-root"]})
+        assert system["status"] == "nothing_to_do" and "system folder" in system["items"][0]["note"]
+        unknown = await call(client, "move_to_trash", {"file_ids": [cat, "no-such-file"]})
+        assert unknown["status"] == "confirmation_required"  # only what exists is offered, the rest is named
+        assert [(i["id"], i["status"]) for i in unknown["items"]] == [(cat, "ready"), ("no-such-file", "not_found")]
+        assert "no-such-file" in unknown["message"]
         forged = failure(await client.call_tool("move_to_trash", {"file_ids": [cat], "confirmation_token": "123.abc"}))
         assert "confirmation_token" in forged and "call again without it" in forged
         assert (await call(client, "get_file", {"file_id": cat}))["files"][0]["in_trash"] is False
@@ -722,7 +745,7 @@ async def test_resources(client: Client, wix: WixMediaClient) -> None:
         assert isinstance(content, TextResourceContents)
         assert content.mime_type == "application/json"
         details = json.loads(content.text)
-        summary = (details["id"], details["name"], details["folder_id"], details["size"])
+        summary = (details["id"], details["name"], details["folder"]["id"], details["size"])
         assert summary == (cat, "cat.png", folder, len(PNG_16x8))
         (tool_view,) = (await call(client, "get_file", {"file_id": cat}))["files"]
         assert details == {k: v for k, v in tool_view.items() if v is not None}
@@ -787,6 +810,7 @@ ANNOTATIONS: dict[str, tuple[bool, bool, bool, bool]] = {
     "search_files": (True, False, True, False),
     # reading details changes nothing, repeatable, closed to the site's library
     "get_file": (True, False, True, False),
+    "get_folder": (True, False, True, False),
     # mints a read-only capability: no media changes; another call just mints another equivalent link
     "generate_download_url": (True, False, True, False),
     # mints a write capability (not read-only) that adds, never overwrites; each call mints a new single-use link
@@ -817,9 +841,6 @@ async def test_annotations_tell_the_truth(client: Client) -> None:
         destructive = True if hints.destructive_hint is None else hints.destructive_hint
         idempotent = bool(hints.idempotent_hint)
         open_world = True if hints.open_world_hint is None else hints.open_world_hint
-        if read_only:  # the spec reads destructive and idempotent only for tools that write
-            assert hints.destructive_hint is None and hints.idempotent_hint is None, tool.name
-            destructive, idempotent = ANNOTATIONS[tool.name][1], ANNOTATIONS[tool.name][2]
         actual[tool.name] = (read_only, destructive, idempotent, open_world)
     assert actual == ANNOTATIONS
 
@@ -837,13 +858,13 @@ async def test_every_tool_is_described_and_typed(client: Client) -> None:
             assert schema.get("description"), f"{tool.name}.{name} has no description"
 
 
-async def test_tools_list_fits_in_twelve_kilobytes(client: Client) -> None:
+async def test_tools_list_stays_small(client: Client) -> None:
     tools = (await client.list_tools()).tools
     dumped = json.dumps(
         [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools], separators=(",", ":")
     )
-    assert len(tools) == 11
-    assert len(dumped) < 12 * 1024, f"tools/list is {len(dumped)} bytes"
+    assert len(tools) == len(ALL_TOOLS)
+    assert len(dumped) < 20 * 1024, f"tools/list is {len(dumped)} bytes"
 
 
 async def test_a_fifty_file_page_is_compact(client: Client, library: Library, wix: WixMediaClient) -> None:
@@ -855,9 +876,9 @@ async def test_a_fifty_file_page_is_compact(client: Client, library: Library, wi
     with anyio.fail_after(WAIT):
         result = await client.call_tool("search_files", {"limit": 50})
     page = ok(result)
-    assert len(page["rows"]) == 50 and len(page["folders"]) == 3 and page["next_cursor"]
+    assert len(page["rows"]) == 50 and len(page["folders"]) == 3 and page.get("next_cursor")
     size = len(json.dumps(page, separators=(",", ":"), ensure_ascii=False))
-    assert size < 6 * 1024, f"a 50-file page is {size} bytes"
+    assert size < 8 * 1024, f"a 50-file page is {size} bytes"
     # what a client that reads only text gets: the same JSON, unindented (not a line per cell)
     assert json.loads(text_of(result)) == page and len(text_of(result).encode()) == size
 
@@ -888,7 +909,8 @@ def assert_fenced(result: CallToolResult, allowed_paths: set[str]) -> None:
     content = ok(result)
     assert json.loads(text_of(result)) == content  # the text is the structured content, nothing around it
     for path, value in strings(content):
-        bad = [ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf")]
+        ours = "\n" if path == "$.message" else ""  # the preview's own line breaks, between cleaned names
+        bad = [ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf") and ch not in ours]
         assert not bad, f"{path} carries {bad!r}"
     carriers = {path for path, value in strings(content) if INJECTION in value}
     assert carriers == allowed_paths
@@ -900,11 +922,13 @@ async def test_untrusted_names_are_fenced(client: Client, wix: WixMediaClient) -
     cleaned = f"{INJECTION} gpj.png"
     with anyio.fail_after(WAIT):
         files = await client.call_tool("search_files", {"fields": ["name", "labels", "folder"]})
-        assert_fenced(files, {"$.rows[0][1]", "$.rows[0][2][0]"})
-        assert table(ok(files)) == [{"id": file_id, "name": cleaned, "labels": [INJECTION, "fine"], "folder": folder}]
+        assert_fenced(files, {"$.rows[0][1]", "$.rows[0][2][0]", "$.folders[0].name"})
+        assert table(ok(files)) == [
+            {"id": file_id, "name": cleaned, "labels": [INJECTION, "fine"], "folder": {"id": folder, "name": cleaned}}
+        ]
 
         details = await client.call_tool("get_file", {"file_id": file_id})
-        assert_fenced(details, {"$.files[0].name", "$.files[0].labels[0]"})
+        assert_fenced(details, {"$.files[0].name", "$.files[0].labels[0]", "$.files[0].folder.name"})
         assert ok(details)["files"][0]["name"] == cleaned
 
         folders = await client.call_tool("search_folders", {})
@@ -912,7 +936,8 @@ async def test_untrusted_names_are_fenced(client: Client, wix: WixMediaClient) -
         assert ok(folders)["folders"][0]["name"] == cleaned
 
         preview = await client.call_tool("move_to_trash", {"file_ids": [file_id]})
-        assert_fenced(preview, {"$.items[0].name"})
+        # the preview for the person names it too, cleaned the same way
+        assert_fenced(preview, {"$.items[0].name", "$.items[0].folder.name", "$.content.names[0]", "$.message"})
 
 
 def _clean_by_the_rule(text: str, cap: int) -> str:
@@ -945,9 +970,16 @@ ACTIONABLE: list[tuple[str, Json, str, str]] = [
     ("search_files", {"folder_id": "missing-folder"}, "missing-folder was not found", "search_folders"),
     ("generate_download_url", {"file_id": "{binned}"}, "is in the trash", "restore_from_trash(file_ids="),
     ("update_file", {"file_id": "{binned}", "labels": ["x"]}, "is in the trash", "restore_from_trash(file_ids="),
-    ("upload_file", {"path": "/etc/hostname"}, "outside the allowed upload roots", "uploads"),
+    ("upload_file", {"path": "/etc/hostname"}, "not a file inside the allowed upload roots", "uploads"),
     ("generate_upload_url", {"file_name": "a.svg", "mime_type": "image/svg+xml"}, "not allowed", "allowed: "),
-    ("move_to_trash", {"file_ids": ["{binned}"], "confirmation_token": "9999999999.AAAA"}, "does not match", "again"),
+    (
+        "move_to_trash",
+        {"file_ids": ["{kept}"], "confirmation_token": "9999999999.AA.AA.AAAA"},
+        "does not match",
+        "again",
+    ),
+    ("move_to_trash", {"file_ids": ["{kept}"], "confirmation_token": "123.abc"}, "malformed", "without it"),
+    ("search_files", {"cursor": "eyJ9.AAAA"}, "cursor was altered", "drop the cursor"),
     ("create_folder", {"name": "x", "parent_folder_id": "gone"}, "folder gone was not found", "search_folders"),
     ("import_file", {"url": "http://10.0.0.1/a.png"}, "non-public address", "ALLOW_PRIVATE_IMPORTS=true"),
 ]
@@ -959,7 +991,8 @@ async def test_errors_name_the_cause_and_the_next_step(
 ) -> None:
     binned = await seed(wix, "binned.png")
     await wix.bulk_delete_files([binned])
-    filled = json.loads(json.dumps(args).replace("{binned}", binned))
+    kept = await seed(wix, "kept.png")
+    filled = json.loads(json.dumps(args).replace("{binned}", binned).replace("{kept}", kept))
     with anyio.fail_after(WAIT):
         text = failure(await client.call_tool(tool, filled))
     assert text.startswith(f"Error executing tool {tool}: ")

@@ -17,7 +17,6 @@ from media_mcp.library.app import create_app
 from media_mcp.library.service import Library
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
-from media_mcp.wix.asgi import AppSender
 from media_mcp.wix.auth import ApiKeyAuth
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock, LoopbackServer, PNG_16x8
@@ -25,15 +24,14 @@ from tests.conftest import FakeClock, LoopbackServer, PNG_16x8
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["asgi", "sender", "socket"])
+@pytest.fixture(params=["asgi", "socket"])
 async def client(request: pytest.FixtureRequest, library: Library) -> AsyncIterator[WixMediaClient]:
-    """The adapter over httpx's ASGI transport, over `AppSender` (as the server's local backend), and over a socket."""
+    """The adapter over httpx's ASGI transport (as the server's local backend) and over a socket."""
     app = create_app(library)
     auth = ApiKeyAuth(SecretStr(library.api_key), library.site_id)
-    if request.param in ("asgi", "sender"):
+    if request.param == "asgi":
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-        sender = AppSender(app) if request.param == "sender" else None
-        async with WixMediaClient("http://library.test", auth, http=http, sender=sender) as wix:
+        async with WixMediaClient("http://library.test", auth, http=http) as wix:
             yield wix
         await http.aclose()
         return

@@ -1,26 +1,19 @@
-"""The guardrails as plain functions: link lifetimes, upload types, local paths, folder scope, errors.
+"""The guardrails that are plain rules: link lifetimes, upload types, local paths, and errors worded for the agent.
 
-Each rule here has its setting (see `ServerSettings`) and its test.
+Each rule has its setting (see `ServerSettings`) and its test; `media_mcp.guard.core.Guard` applies them.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from mcp.server.mcpserver.exceptions import ToolError
 
 from media_mcp import errors
 from media_mcp.settings import ServerSettings
 
-if TYPE_CHECKING:
-    from media_mcp.wix.client import WixMediaClient
-    from media_mcp.wix.models import FileDescriptor
 
-SYSTEM_ROOTS = {"media-root", "trash-root", "visitor-uploads"}
-MAX_DEPTH = 64
+class GuardError(Exception):
+    """A refusal or failure the agent can act on; the message says what happened and what to do next."""
 
 
 def link_minutes(settings: ServerSettings, private: bool, asked: int | None) -> tuple[int, bool]:
@@ -42,7 +35,7 @@ def upload_type_allowed(settings: ServerSettings, mime_type: str) -> bool:
 
 def refuse_upload_type(settings: ServerSettings, mime_type: str) -> None:
     if not upload_type_allowed(settings, mime_type):
-        raise ToolError(
+        raise GuardError(
             f"uploads of type {mime_type!r} are not allowed by this server (browser-executable types such as HTML "
             "and scripts are refused); allowed: " + ", ".join(settings.upload_type_patterns)
         )
@@ -51,12 +44,12 @@ def refuse_upload_type(settings: ServerSettings, mime_type: str) -> None:
 def confine(path: str, roots: list[Path]) -> Path:
     """The real file a path names, if it lies inside one of ``roots`` (symlinks resolved first)."""
     if not roots:
-        raise ToolError(
+        raise GuardError(
             "upload_file is not enabled: the server has no upload roots. Ask the user to set "
             "MEDIA_MCP_UPLOAD_ROOTS, or use a client that shares its roots"
         )
     if "\x00" in path or len(path) > 4096:
-        raise ToolError("that path is not valid")
+        raise GuardError("that path is not valid")
     raw = Path(path).expanduser()
     candidates = [raw] if raw.is_absolute() else [root / raw for root in roots]
     real_roots = [root.resolve() for root in roots]
@@ -67,61 +60,15 @@ def confine(path: str, roots: list[Path]) -> Path:
             continue
         if any(real.is_relative_to(root) for root in real_roots):
             if not real.is_file():
-                raise ToolError(f"{path!r} is not a regular file")
+                raise GuardError(f"{path!r} is not a regular file")
             return real
-        raise ToolError(f"{path!r} is outside the allowed upload roots: " + ", ".join(str(r) for r in real_roots))
-    raise ToolError(
-        f"{path!r} does not exist inside the allowed upload roots: " + ", ".join(str(r) for r in real_roots)
+        continue  # outside: answered exactly as a missing file, so probing tells nothing about the disk
+    raise GuardError(
+        f"{path!r} is not a file inside the allowed upload roots: " + ", ".join(str(r) for r in real_roots)
     )
 
 
-@dataclass
-class Scope:
-    """Folder scope: with allowed folder ids set, nothing outside those subtrees is seen or touched."""
-
-    allowed: frozenset[str]
-    _parents: dict[str, str | None] = field(default_factory=dict)
-
-    @property
-    def active(self) -> bool:
-        return bool(self.allowed)
-
-    async def folder_in(self, client: WixMediaClient, folder_id: str | None) -> bool:
-        if not self.active:
-            return True
-        seen = 0
-        current = folder_id
-        while current and seen < MAX_DEPTH:
-            if current in self.allowed:
-                return True
-            if current in SYSTEM_ROOTS:
-                return False
-            if current not in self._parents:
-                try:
-                    folder = await client.get_folder(current)
-                except errors.NotFound:
-                    return False
-                self._parents[current] = folder.parent_folder_id
-            current = self._parents[current]
-            seen += 1
-        return False
-
-    async def require_folder(self, client: WixMediaClient, folder_id: str | None) -> None:
-        if not await self.folder_in(client, folder_id):
-            raise ToolError(f"folder {folder_id!r} is outside the folders this server may use")
-
-    async def require_listed_folder(self, client: WixMediaClient, folder_id: str) -> None:
-        """A folder to list must exist: listing a missing one answers an empty page, which misleads the model."""
-        if not self.active and folder_id not in SYSTEM_ROOTS:
-            await client.get_folder(folder_id)  # NotFound becomes advice that names the folder
-        await self.require_folder(client, folder_id)
-
-    async def require_file(self, client: WixMediaClient, file: FileDescriptor) -> None:
-        if not await self.folder_in(client, file.parent_folder_id):
-            raise ToolError(f"file {file.id!r} is outside the folders this server may use")
-
-
-def advice(exc: errors.MediaError, subject: str) -> ToolError:
+def advice(exc: errors.MediaError, subject: str) -> GuardError:
     """A failure the model can act on: what happened, then what to do next."""
     detail = f" ({exc.code}: {exc.description})" if exc.code else f" ({exc.description})"
     if isinstance(exc, errors.NotFound):
@@ -148,4 +95,4 @@ def advice(exc: errors.MediaError, subject: str) -> ToolError:
         text = f"the media service is unavailable right now{detail}. Call again in a moment"
     else:
         text = f"the media service failed{detail}"
-    return ToolError(text)
+    return GuardError(text)

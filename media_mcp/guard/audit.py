@@ -72,26 +72,3 @@ class AuditLog:
                 os.write(fd, line.encode())
             finally:
                 os.close(fd)
-
-    @property
-    def recalls(self) -> bool:
-        """Whether `trashed_from` can answer: the log is a file."""
-        return isinstance(self.target, Path)
-
-    def trashed_from(self, item_id: str, max_bytes: int = 4 * 1024 * 1024) -> str | None:
-        """Where the newest trash entry says this item lived (for restores under a folder scope)."""
-        if not isinstance(self.target, Path) or not self.target.exists():
-            return None
-        with open(self.target, "rb") as fh:
-            fh.seek(max(0, self.target.stat().st_size - max_bytes))
-            lines = fh.read().splitlines()
-        for raw in reversed(lines):
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue
-            origins = entry.get("origins") if isinstance(entry, dict) else None
-            if entry.get("tool") == "move_to_trash" and isinstance(origins, dict) and item_id in origins:
-                origin = origins[item_id]
-                return origin if isinstance(origin, str) else None
-        return None

@@ -1,0 +1,238 @@
+"""Protocol wiring: turn a plain tool function ``fn(guard, **arguments)`` into what the SDK registers.
+
+A tool function knows the guard and its arguments, nothing of MCP. A few of its parameters ask for something only
+the protocol can give; they are marked in their annotation and filled here:
+
+- `PROGRESS`: a progress callback (from the request's ``Context``);
+- `CLIENT_ROOTS`: the directories the client shares (MCP roots, asked only when the operator set none);
+- `AskPerson`: the person's answer to a preview, asked through elicitation when the client can show a form;
+- `WhenSetting`: an argument offered only when a setting enables it (else it is left out of the schema).
+
+Guard refusals become ``isError`` results with the guard's text; answers are structured content with the same JSON,
+unindented, as text.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
+
+import pydantic_core
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, ListRoots, Resolve
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import AcceptedElicitation
+from mcp.types import CallToolResult, ListRootsResult, TextContent
+from pydantic import BaseModel, Field
+
+from media_mcp.guard import Guard, GuardError, PersonAnswer, TrashPlan
+from media_mcp.guard.lean import lean_argument
+from media_mcp.settings import ServerSettings
+
+ToolFn = Callable[..., Awaitable[BaseModel]]
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+PROGRESS = _Marker("PROGRESS")
+"""``Annotated[Progress | None, PROGRESS]``: report progress to the client (a no-op unless it asked)."""
+CLIENT_ROOTS = _Marker("CLIENT_ROOTS")
+"""``Annotated[list[Path], CLIENT_ROOTS]``: the client's MCP roots, when the operator configured no upload roots."""
+
+
+@dataclass(frozen=True)
+class AskPerson:
+    """``Annotated[PersonAnswer | None, AskPerson(plan)]``: ask the person to approve ``plan(guard, **arguments)``.
+
+    ``plan`` answers a `TrashPlan` to show, or None when there is nothing to ask. The parameter receives None when
+    nobody was asked (the client cannot show forms, or the guard's mode does not ask people).
+    """
+
+    plan: Callable[..., Awaitable[TrashPlan | None]]
+    arguments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WhenSetting:
+    """Offer the argument only when ``ServerSettings.<name>`` is true; otherwise the default is used."""
+
+    name: str
+
+
+class Approval(BaseModel):
+    confirm: bool = Field(description="Go ahead with exactly what is listed above?")
+
+
+def answer(result: BaseModel) -> CallToolResult:
+    """A tool answer: the structured content, and the same JSON without indentation as its text."""
+    data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    text = pydantic_core.to_json(data).decode()
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def _marker(annotation: Any) -> Any:
+    if typing.get_origin(annotation) is not Annotated:
+        return None
+    for meta in typing.get_args(annotation)[1:]:
+        if isinstance(meta, _Marker | AskPerson | WhenSetting):
+            return meta
+    return None
+
+
+def _with_signature(fn: Callable[..., Any], name: str, params: list[inspect.Parameter], returns: Any) -> None:
+    fn.__name__ = fn.__qualname__ = name
+    fn.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
+    fn.__annotations__ = {p.name: p.annotation for p in params} | {"return": returns}
+
+
+def bind(fn: ToolFn, guard: Guard, settings: ServerSettings) -> Callable[..., Awaitable[CallToolResult]]:
+    """The SDK-facing tool for ``fn``: its own arguments, plus what its markers ask of the protocol."""
+    signature = inspect.signature(fn, eval_str=True)
+    hints = typing.get_type_hints(fn, include_extras=True)
+    params = list(signature.parameters.values())[1:]  # the first is the guard
+    exposed: list[inspect.Parameter] = []
+    fixed: dict[str, Any] = {}
+    wants_ctx = False
+    roots_param: str | None = None
+    ask: tuple[str, AskPerson] | None = None
+    for param in params:
+        annotation = hints[param.name]
+        marker = _marker(annotation)
+        if marker is PROGRESS:
+            wants_ctx = True
+            fixed[param.name] = PROGRESS
+        elif marker is CLIENT_ROOTS:
+            roots_param = param.name
+        elif isinstance(marker, AskPerson):
+            ask = (param.name, marker)
+        elif isinstance(marker, WhenSetting) and not getattr(settings, marker.name):
+            fixed[param.name] = param.default
+        else:
+            lean_annotation = _annotated(annotation, Field(json_schema_extra=lean_argument))
+            exposed.append(param.replace(annotation=lean_annotation, kind=inspect.Parameter.KEYWORD_ONLY))
+    hidden: list[inspect.Parameter] = []
+    if wants_ctx:
+        hidden.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
+    if roots_param is not None:
+        resolver = _roots_resolver(settings)
+        hidden.append(_resolved("client_roots", ListRootsResult | None, resolver))
+    plan_resolver: Callable[..., Any] | None = None
+    if ask is not None:
+        plan_resolver = _plan_resolver(fn.__name__, ask[1], guard, {p.name for p in exposed})
+        hidden.append(_resolved("person_plan", TrashPlan | None, plan_resolver))
+        asker = _ask_resolver(fn.__name__, guard, plan_resolver)
+        hidden.append(_resolved("person_answer", ElicitationResult[Approval], asker))
+    returns = Annotated[CallToolResult, hints["return"]]
+
+    async def tool(**kwargs: Any) -> CallToolResult:
+        ctx: Context | None = kwargs.pop("ctx", None)
+        call = {name: value for name, value in kwargs.items() if name not in _HIDDEN}
+        for name, value in fixed.items():
+            call[name] = _progress(ctx) if value is PROGRESS else value
+        if roots_param is not None:
+            call[roots_param] = settings.upload_root_paths or _paths_of(kwargs.get("client_roots"))
+        if ask is not None:
+            call[ask[0]] = _person_answer(kwargs.get("person_plan"), kwargs.get("person_answer"))
+        try:
+            return answer(await fn(guard, **call))
+        except GuardError as exc:
+            raise ToolError(str(exc)) from None
+
+    ordered = sorted(exposed, key=lambda p: p.default is not inspect.Parameter.empty)
+    _with_signature(tool, fn.__name__, [*hidden, *ordered], returns)
+    tool.__doc__ = fn.__doc__
+    tool.__module__ = fn.__module__
+    return tool
+
+
+_HIDDEN = {"client_roots", "person_plan", "person_answer"}
+
+
+def _annotated(kind: Any, *metadata: Any) -> Any:
+    return Annotated[(kind, *metadata)]
+
+
+def _resolved(name: str, kind: Any, resolver: Callable[..., Any]) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=_annotated(kind, Resolve(resolver)))
+
+
+def _progress(ctx: Context | None) -> Callable[[int, int | None], Awaitable[None]] | None:
+    if ctx is None:
+        return None
+
+    async def report(done: int, total: int | None) -> None:
+        await ctx.report_progress(done, total, f"{done} of {total} bytes" if total else f"{done} bytes")
+
+    return report
+
+
+def _roots_resolver(settings: ServerSettings) -> Callable[..., Any]:
+    async def client_roots(ctx: Context) -> ListRoots | None:
+        """The client's MCP roots, asked only when the operator set no upload roots."""
+        if settings.upload_root_paths:
+            return None
+        caps = ctx.client_capabilities
+        return ListRoots() if caps is not None and caps.roots is not None else None
+
+    return client_roots
+
+
+def _paths_of(roots: ListRootsResult | None) -> list[Path]:
+    out = []
+    for root in roots.roots if roots else []:
+        parts = urlsplit(str(root.uri))
+        if parts.scheme == "file":
+            out.append(Path(unquote(parts.path)))
+    return out
+
+
+def _plan_resolver(tool: str, ask: AskPerson, guard: Guard, exposed: set[str]) -> Callable[..., Any]:
+    """A resolver taking exactly the tool arguments the plan needs (and the context), by name."""
+    names = [name for name in ask.arguments if name in exposed]
+
+    async def plan(**kwargs: Any) -> TrashPlan | None:
+        ctx: Context = kwargs.pop("ctx")
+        caps = ctx.client_capabilities
+        if caps is None or caps.elicitation is None:
+            return None
+        try:
+            return await ask.plan(guard, **kwargs)
+        except GuardError as exc:
+            raise ToolError(str(exc)) from None
+
+    params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Any) for name in names]
+    _with_signature(plan, f"{tool}_plan", params, TrashPlan | None)
+    return plan
+
+
+def _ask_resolver(tool: str, guard: Guard, plan_resolver: Callable[..., Any]) -> Callable[..., Any]:
+    async def ask(person_plan: TrashPlan | None) -> Elicit[Approval] | None:
+        """Show the person the plan (its text ends in a check code, so a changed plan is a new question)."""
+        if person_plan is None:
+            return None
+        return Elicit(guard.describe(person_plan), Approval)
+
+    wanted = _resolved("person_plan", TrashPlan | None, plan_resolver)
+    _with_signature(ask, f"{tool}_ask", [wanted], Elicit[Approval] | None)
+    return ask
+
+
+def _person_answer(plan: TrashPlan | None, outcome: ElicitationResult[Approval] | None) -> PersonAnswer | None:
+    if plan is None or outcome is None:
+        return None
+    if isinstance(outcome, AcceptedElicitation):
+        if outcome.data is None:  # nobody was asked
+            return None
+        return PersonAnswer(accepted=outcome.data.confirm, shown=plan.digest, action="accept")
+    return PersonAnswer(accepted=False, shown=plan.digest, action=outcome.action)

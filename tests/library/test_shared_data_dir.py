@@ -1,0 +1,176 @@
+"""One data directory opened by several processes at once (two assistants on one laptop).
+
+Each opens the library itself; none may take away what another has in flight (an upload's temporary file and its
+claimed link, a pending import), and what a crash left waits for a process that starts alone. The library answers
+a challenge with a proof that only a process of its data directory can give.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import httpx
+import pytest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from media_mcp.library import proof
+from media_mcp.library.app import create_app
+from media_mcp.library.service import STALE_IMPORT_MARGIN, Library
+from media_mcp.settings import LibrarySettings
+from tests.conftest import Api, FakeClock, LoopbackServer, PNG_16x8
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 30.0
+
+
+def in_process(lib: Library) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(lib)), base_url="http://library.test")
+
+
+async def get_file(api: Api, file_id: str) -> dict[str, object]:
+    file: dict[str, object] = (await api.ok("GET", "/files/get-file-by-id", params={"fileId": file_id}))["file"]
+    return file
+
+
+async def test_two_opens_share_files_keys_and_links(settings: LibrarySettings, clock: FakeClock) -> None:
+    with Library.open(settings, clock=clock) as first, Library.open(settings, clock=clock) as second:
+        assert (first.api_key, first.site_id) == (second.api_key, second.site_id)
+        async with in_process(first) as one, in_process(second) as two:
+            a, b = Api(one, first, "asgi"), Api(two, second, "asgi")
+            cat = await a.upload("cat.png", PNG_16x8, "image/png")
+            folder = await b.folder("From the other one")
+            assert (await get_file(b, str(cat["id"])))["displayName"] == "cat.png"
+            assert (await a.ok("GET", f"/folders/{folder}"))["folder"]["displayName"] == "From the other one"
+            # a link minted by one is served by the other: the signing key belongs to the directory
+            minted = await a.ok("POST", "/files/generate-file-download-url", json={"fileId": cat["id"]})
+            got = await two.get(minted["downloadUrls"][0]["url"])
+            assert got.status_code == 200 and got.content == PNG_16x8
+
+
+class FirstChunkSeen:
+    """Wraps an app: ``seen`` is set once a ``PUT`` asks for its body's second chunk (the first is being stored)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.seen = threading.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "PUT":
+            await self.app(scope, receive, send)
+            return
+        asked = 0
+
+        async def counted() -> Message:
+            nonlocal asked
+            asked += 1
+            if asked == 2:
+                self.seen.set()
+            return await receive()
+
+        await self.app(scope, counted, send)
+
+
+async def test_a_sibling_starting_mid_upload_neither_breaks_it_nor_frees_its_link(
+    settings: LibrarySettings, clock: FakeClock
+) -> None:
+    go = anyio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield PNG_16x8[:20]
+        await go.wait()
+        yield PNG_16x8[20:]
+
+    with Library.open(settings, clock=clock) as first:
+        app = FirstChunkSeen(create_app(first))
+        with LoopbackServer(app) as server, anyio.fail_after(WAIT):
+            async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http, anyio.create_task_group() as tg:
+                api = Api(http, first, "socket")
+                minted = await api.ok("POST", "/files/generate-upload-url", json={"mimeType": "image/png"})
+                url = minted["uploadUrl"]
+                done: list[httpx.Response] = []
+                finished = anyio.Event()
+
+                async def upload() -> None:
+                    done.append(await http.put(url, params={"filename": "cat.png"}, content=body()))
+                    finished.set()
+
+                tg.start_soon(upload)
+                assert await anyio.to_thread.run_sync(app.seen.wait, WAIT)
+                # the upload has claimed its link and streams into incoming/ while another process opens the directory
+                with Library.open(settings, clock=clock) as second:
+                    async with in_process(second) as two:
+                        again = await two.put(url, params={"filename": "cat.png"}, content=PNG_16x8)
+                        assert again.status_code == 409, again.text
+                        assert again.json()["details"]["applicationError"]["code"] == "UPLOAD_IN_PROGRESS"
+                        go.set()
+                        await finished.wait()
+                        assert done[0].status_code == 200, done[0].text
+                        stored = await get_file(Api(two, second, "asgi"), done[0].json()["file"]["id"])
+                        assert stored["sizeInBytes"] == str(len(PNG_16x8))
+
+
+def test_what_a_crash_left_waits_for_a_process_that_starts_alone(settings: LibrarySettings, clock: FakeClock) -> None:
+    with Library.open(settings, clock=clock) as first:
+        leftover = first.data.incoming / "left-by-a-crash"
+        leftover.write_bytes(b"partial")
+        with Library.open(settings, clock=clock):
+            assert leftover.exists()  # it may be the first one's upload in flight
+        assert leftover.exists()
+    with Library.open(settings, clock=clock):
+        assert not leftover.exists()
+
+
+async def test_a_sibling_fails_only_imports_past_their_time_limit(tmp_path: Path, clock: FakeClock) -> None:
+    settings = LibrarySettings(data_dir=tmp_path / "data", library_import_timeout_seconds=30)
+    release = threading.Event()
+
+    async def stalled_web(request: httpx.Request) -> httpx.Response:
+        await anyio.to_thread.run_sync(release.wait, WAIT)
+        return httpx.Response(200, content=PNG_16x8, headers={"Content-Type": "image/png"})
+
+    async def public(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]
+
+    with Library.open(settings, clock=clock) as first:
+        app = create_app(first, import_transport=httpx.MockTransport(stalled_web), resolver=public)
+        with LoopbackServer(app) as server, anyio.fail_after(WAIT):
+            try:
+                async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
+                    api = Api(http, first, "socket")
+                    started = await api.ok("POST", "/files/import", json={"url": "http://public.example/pic.png"})
+                    file_id = started["file"]["id"]
+                    with Library.open(settings, clock=clock):  # the import is running in the first process
+                        pass
+                    assert (await get_file(api, file_id))["operationStatus"] == "PENDING"
+                    clock.advance(settings.library_import_timeout_seconds + STALE_IMPORT_MARGIN + 1)
+                    with Library.open(settings, clock=clock):  # now it cannot be running anywhere
+                        pass
+                    assert (await get_file(api, file_id))["operationStatus"] == "FAILED"
+            finally:
+                release.set()
+
+
+async def test_the_proof_holds_for_this_directory_and_address_only(
+    library: Library, tmp_path: Path, clock: FakeClock
+) -> None:
+    key = library.data.proof_key()
+    with LoopbackServer(create_app(library)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
+            nonce = secrets.token_urlsafe(32)
+            reply = await http.get(proof.PROOF_PATH, params={"nonce": nonce})
+            assert reply.status_code == 200 and reply.json()["service"] == "media-mcp-library"
+            answer = reply.json()["proof"]
+            assert proof.check(key, nonce, "127.0.0.1", server.port, answer)
+            assert not proof.check(key, nonce, "127.0.0.1", server.port + 1, answer)  # relayed from another port
+            assert not proof.check(key, nonce, "::1", server.port, answer)
+            assert not proof.check(key, secrets.token_urlsafe(32), "127.0.0.1", server.port, answer)
+            with Library.open(LibrarySettings(data_dir=tmp_path / "other"), clock=clock) as other:
+                assert not proof.check(other.data.proof_key(), nonce, "127.0.0.1", server.port, answer)
+            for bad in ("", "short", "x" * 129, "not/url-safe" * 3):
+                assert (await http.get(proof.PROOF_PATH, params={"nonce": bad})).status_code == 400
