@@ -6,7 +6,6 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -273,7 +272,8 @@ async def import_file(request: Request) -> Response:
     job = importer.ImportJob(
         lib=lib, guard=guard, file_id=row.id, url=url, request=body, transport=request.app.state.import_transport
     )
-    return respond(msg.ImportFileResponse(file=descriptor), background=BackgroundTask(job.run))
+    lib.start_job(job.run)
+    return respond(msg.ImportFileResponse(file=descriptor))
 
 
 async def _files_page(request: Request, query: listing.Query, paging: m.CursorPaging | None) -> Response:

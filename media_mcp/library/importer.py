@@ -168,8 +168,7 @@ class ImportJob:
             log.warning("import of %s failed: %s", self.file_id, exc)
             await self._fail()
         except BaseException:
-            # cancelled: in-process, the job runs in the caller's task (httpx's ASGI transport runs background
-            # tasks before it answers), so a caller that gives up, or a stop, ends it; it can never finish now
+            # cancelled: the loop that serves the library is stopping, so the import can never finish now
             with anyio.CancelScope(shield=True):
                 await self._fail()
             raise

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from media_mcp.library.blobs import BlobStore, RunningHash
@@ -89,6 +91,23 @@ class Library:
     clock: Clock
     running: dict[str, RunningHash] = field(default_factory=dict)
     """Resumable uploads' hashes so far, by upload id (this process's memory only)."""
+    jobs: set[asyncio.Task[None]] = field(default_factory=set)
+    """Work a request started and the library finishes after answering (imports), on the loop that serves it."""
+
+    def start_job(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``job`` on the serving event loop, beside the request that started it, not inside its answer.
+
+        The job belongs to the library, not to the response: the caller gets its answer at once, whether the app
+        is served by uvicorn or called in-process, and a caller that goes away does not end the job.
+        """
+        task = asyncio.get_running_loop().create_task(job())
+        self.jobs.add(task)
+        task.add_done_callback(self.jobs.discard)
+
+    async def settle(self) -> None:
+        """Wait (on the loop that runs them) until the jobs started so far have ended."""
+        while self.jobs:
+            await asyncio.wait(list(self.jobs))
 
     @classmethod
     @contextmanager

@@ -115,6 +115,10 @@ async def start_import(api: Api, url: str, **fields: Any) -> dict[str, Any]:
 
 
 async def get_file(api: Api, file_id: str) -> dict[str, Any]:
+    """The file once the imports started so far have settled (in-process, the jobs run on this loop)."""
+    if api.kind == "asgi":
+        with anyio.fail_after(20):
+            await api.library.settle()
     body = await api.ok("GET", "/files/get-file-by-id", params={"fileId": file_id})
     file: dict[str, Any] = body["file"]
     return file
@@ -427,20 +431,37 @@ async def test_oversized_body_from_the_web_fails_and_leaves_no_blob(tmp_path: Pa
         assert list(lib.data.incoming.iterdir()) == []
 
 
-async def test_an_import_cut_short_in_process_ends_failed(library: Library) -> None:
-    """In-process (httpx's ASGI transport) the fetch runs in the caller's task: a caller that gives up ends it."""
+async def test_an_import_answers_before_its_fetch_ends_in_process(library: Library) -> None:
+    """In-process (httpx's ASGI transport) too, the answer comes at once and the library finishes the fetch."""
+    fetching, release = anyio.Event(), anyio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        fetching.set()
+        await release.wait()
+        return httpx.Response(200, content=PNG_16x8, headers={"Content-Type": "image/png"})
+
+    async with asgi(library, httpx.MockTransport(slow), fake_resolver) as api:
+        with anyio.fail_after(30):
+            started = await start_import(api, "http://public.example/pic.png")  # answered while the fetch waits
+            await fetching.wait()
+            assert library.jobs
+            release.set()
+            assert (await get_file(api, started["id"]))["operationStatus"] == "READY"
+
+
+async def test_an_import_stopped_with_its_loop_ends_failed(library: Library) -> None:
+    """An import the library cannot finish (its event loop is stopping) is marked FAILED, never left PENDING."""
     fetching = anyio.Event()
 
     async def stalls(request: httpx.Request) -> httpx.Response:
         fetching.set()
-        await anyio.Event().wait()  # never answers; cancelled with the caller
+        await anyio.Event().wait()  # never answers
         raise AssertionError("unreachable")
 
     async with asgi(library, httpx.MockTransport(stalls), fake_resolver) as api:
         with anyio.fail_after(30):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(start_import, api, "http://public.example/pic.png")
-                await fetching.wait()
-                tg.cancel_scope.cancel()
-            listed = await api.ok("GET", "/files", params={"parentFolderId": "media-root"})
-        assert [f["operationStatus"] for f in listed["files"]] == ["FAILED"]
+            started = await start_import(api, "http://public.example/pic.png")
+            await fetching.wait()
+            for job in list(library.jobs):
+                job.cancel()
+            assert (await get_file(api, started["id"]))["operationStatus"] == "FAILED"
