@@ -7,15 +7,13 @@ import os
 import sys
 import threading
 import time
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from media_mcp.guard.text import HIDDEN
+
 Clock = Callable[[], float]
-
-
-_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
 
 
 def _escape_invisible(line: str) -> str:
@@ -27,7 +25,7 @@ def _escape_invisible(line: str) -> str:
     """
     if line.isascii() and line.isprintable():
         return line
-    return "".join(json.dumps(ch)[1:-1] if unicodedata.category(ch) in _INVISIBLE else ch for ch in line)
+    return HIDDEN.sub(lambda match: json.dumps(match.group())[1:-1], line)
 
 
 class AuditLog:

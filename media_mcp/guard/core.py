@@ -27,7 +27,7 @@ from media_mcp.guard.lean import Lean
 from media_mcp.guard.policy import GuardError
 from media_mcp.guard.seal import ConfirmSeal, CursorSeal, SealRefused, digest
 from media_mcp.guard.store import GuardStore, Keys, root_secret
-from media_mcp.guard.text import clean, clean_labels, visible
+from media_mcp.guard.text import clean, clean_labels, fence, visible
 from media_mcp.guard.views import (
     SYSTEM_NAMES,
     Content,
@@ -840,7 +840,8 @@ class Guard:
         for item in left:
             lines.append(f"Not included: {item.kind} {visible(item.id)} ({item.status.replace('_', ' ')})")
         lines.append(f"Check code: {plan.digest[:8]}")
-        return "\n".join(lines)
+        text: str = fence("\n".join(lines))
+        return text
 
     async def trash(
         self,

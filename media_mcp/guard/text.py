@@ -1,45 +1,76 @@
-"""Untrusted text (names, labels) goes out only cleaned and capped, in typed fields.
+"""Untrusted text (names, labels) goes out only cleaned and capped, in typed fields; nothing invisible goes out at all.
 
-File and folder names are written by whoever uploaded them; an agent must read them as data.
-Control, bidi-override and zero-width characters are removed so a name cannot hide text or
-reorder what a person sees, and long names are cut.
+File and folder names are written by whoever uploaded them; an agent must read them as data. What a reader cannot
+see is removed by Unicode property, not from a hand-made list: default-ignorable code points (zero-width
+characters, variation selectors, tag characters, Hangul fillers, the combining grapheme joiner, ...), controls,
+format characters (bidi overrides and isolates), private use, unassigned and surrogate code points, and line or
+paragraph separators. The properties come from the `regex` module, which tracks each Unicode release. One glyph is
+blank without any such property, the braille pattern blank (U+2800): it is treated as a space.
+
+- `clean` is for names and labels: hidden characters dropped, whitespace collapsed, capped.
+- `visible` is for text a caller sent (an id, a path) quoted back: hidden characters escaped, so the caller sees
+  exactly what was refused.
+- `fence` is the last step of every answer: any hidden character still in any string is escaped.
 """
 
 from __future__ import annotations
 
-import unicodedata
+from typing import Any
+
+import regex
 
 NAME_CAP = 255
 LABEL_CAP = 200
 
-_REMOVE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+HIDDEN = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}]")
+"""One character a reader cannot see (or that reorders, or that a terminal or a line splitter acts on)."""
+_SHOWN_ESCAPED = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\u2800]")
+"""What `visible` and `fence` escape: the hidden characters and the blank braille pattern."""
+_SPACES = regex.compile(r"[\s\p{Zs}\u2800]+")
+"""Runs of whitespace of any kind, and the blank braille pattern, which read as one space."""
+
+
+def _cap(text: str, cap: int) -> str:
+    return text if len(text) <= cap else text[: cap - 1] + "…"
 
 
 def clean(text: str | None, cap: int = NAME_CAP) -> str:
-    """``text`` without invisible or control characters, whitespace runs collapsed, at most ``cap`` long."""
+    """``text`` without hidden characters, whitespace runs collapsed to one space, at most ``cap`` long."""
     if not text:
         return ""
-    if text.isprintable():  # no control, format, separator (but ' '), private or unpaired character: the usual case
-        collapsed = " ".join(text.split())
-        return collapsed if len(collapsed) <= cap else collapsed[: cap - 1] + "…"
-    kept = "".join(" " if ch in "\t\n\r" else ch for ch in text if ch in "\t\n\r" or _visible(ch))
-    collapsed = " ".join(kept.split())
-    return collapsed if len(collapsed) <= cap else collapsed[: cap - 1] + "…"
+    spaced = _SPACES.sub(" ", text)  # first, so a tab or a line break between words still separates them
+    return _cap(" ".join(HIDDEN.sub("", spaced).split()), cap)
 
 
-def _visible(ch: str) -> bool:
-    return unicodedata.category(ch) not in _REMOVE_CATEGORIES
+def _escape(match: regex.Match[str]) -> str:
+    ch = match.group()
+    code = ord(ch)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def visible(text: str, cap: int = 200) -> str:
-    """Caller-supplied text (an id, a path) quoted in a message: invisible characters escaped, not dropped, and capped.
-
-    Unlike `clean`, nothing is removed, so the caller can see exactly which id was refused.
-    """
-    shown = "".join(ch if _visible(ch) else ch.encode("unicode_escape").decode("ascii") for ch in text)
-    return shown if len(shown) <= cap else shown[: cap - 1] + "…"
+    """Caller-supplied text quoted in a message: hidden characters escaped (``\\u200b``), not dropped, and capped."""
+    return _cap(_SHOWN_ESCAPED.sub(_escape, text), cap)
 
 
 def clean_labels(labels: list[str], cap: int = 50) -> list[str]:
     cleaned = [clean(label, LABEL_CAP) for label in labels[:cap]]
     return [label for label in cleaned if label]
+
+
+def _fence_text(text: str, keep_breaks: bool) -> str:
+    if keep_breaks:
+        return "\n".join(_SHOWN_ESCAPED.sub(_escape, line) for line in text.split("\n"))
+    return _SHOWN_ESCAPED.sub(_escape, text)
+
+
+def fence(value: Any, *, keep_breaks: bool = True) -> Any:
+    """A JSON value with every hidden character in every string (keys included) escaped; line breaks kept in text
+    the server wrote (previews and messages) when ``keep_breaks``."""
+    if isinstance(value, str):
+        return _fence_text(value, keep_breaks)
+    if isinstance(value, dict):
+        return {_fence_text(str(k), False): fence(v, keep_breaks=keep_breaks) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fence(item, keep_breaks=keep_breaks) for item in value]
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 
 from media_mcp import __version__
 from media_mcp.guard import Backend, Guard, GuardError
+from media_mcp.guard.text import fence
 from media_mcp.server import prompts, registry
 from media_mcp.settings import ServerSettings
 
@@ -77,13 +79,13 @@ def _resources(mcp: MCPServer, guard: Guard) -> None:
         try:
             (file,) = await guard.get_files([file_id])
         except GuardError as exc:
-            raise ResourceError(str(exc)) from None
-        return file.model_dump_json(exclude_none=True)
+            raise ResourceError(fence(str(exc))) from None
+        return json.dumps(fence(file.model_dump(mode="json", exclude_none=True)), ensure_ascii=False)
 
     @mcp.resource("media://folders/{folder_id}", mime_type="application/json", title="A media folder")
     async def folder_resource(folder_id: str) -> str:
         try:
             folder = await guard.get_folder(folder_id)
         except GuardError as exc:
-            raise ResourceError(str(exc)) from None
-        return folder.model_dump_json(exclude_none=True)
+            raise ResourceError(fence(str(exc))) from None
+        return json.dumps(fence(folder.model_dump(mode="json", exclude_none=True)), ensure_ascii=False)

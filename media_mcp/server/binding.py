@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from media_mcp.guard import Guard, GuardError, PersonAnswer, TrashPlan
 from media_mcp.guard.lean import lean_argument
+from media_mcp.guard.text import fence
 from media_mcp.settings import ServerSettings
 
 ToolFn = Callable[..., Awaitable[BaseModel]]
@@ -74,8 +75,8 @@ class Approval(BaseModel):
 
 
 def answer(result: BaseModel) -> CallToolResult:
-    """A tool answer: the structured content, and the same JSON without indentation as its text."""
-    data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """A tool answer: the structured content (every string fenced), and the same JSON without indentation as text."""
+    data = fence(result.model_dump(mode="json", by_alias=True, exclude_none=True))
     text = pydantic_core.to_json(data).decode()
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
@@ -146,7 +147,7 @@ def bind(fn: ToolFn, guard: Guard, settings: ServerSettings) -> Callable[..., Aw
         try:
             return answer(await fn(guard, **call))
         except GuardError as exc:
-            raise ToolError(str(exc)) from None
+            raise ToolError(fence(str(exc))) from None
 
     ordered = sorted(exposed, key=lambda p: p.default is not inspect.Parameter.empty)
     _with_signature(tool, fn.__name__, [*hidden, *ordered], returns)
@@ -208,7 +209,7 @@ def _plan_resolver(tool: str, ask: AskPerson, guard: Guard, exposed: set[str]) -
         try:
             return await ask.plan(guard, **kwargs)
         except GuardError as exc:
-            raise ToolError(str(exc)) from None
+            raise ToolError(fence(str(exc))) from None
 
     params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
     params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Any) for name in names]

@@ -215,6 +215,7 @@ async def live_files(wix: WixMediaClient) -> set[str]:
 # --- 1. property-based: every tool, arguments from its schema ----------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "examples"), [("auto", 160), ("legacy", 40)])
 def test_generated_arguments_get_clean_answers_and_the_server_keeps_serving(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, leak_scan: Leaks, mode: str, examples: int
@@ -456,6 +457,7 @@ async def _import(env: Env, client: Client, url: str) -> str | None:
         refused(result)
         return None
     file_id: str = ok(result)["file"]["id"]
+    await env.library.settle()  # the import's fetch runs after the answer: wait for it (in-process, on this loop)
     return file_id
 
 
