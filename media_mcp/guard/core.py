@@ -10,13 +10,15 @@ destructive actions confirmed here, so a tool cannot forget any of it.
 from __future__ import annotations
 
 import mimetypes
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
+import anyio.to_thread
 from pydantic import BaseModel, Field, ValidationError
 
 from media_mcp import errors
@@ -279,6 +281,8 @@ class Guard:
         self._backend = backend
         self._clock = clock
         self.allowed = frozenset(settings.allowed_folder_ids)
+        self._private_dirs = [data_dir] if data_dir is not None else []
+        """Never uploaded from, whatever the upload roots say: the data directory holds keys and the database."""
         self.audit = AuditLog(audit_target(settings, data_dir), clock=clock)
         secret = settings.confirm_secret.get_secret_value() if settings.confirm_secret else None
         keys = Keys.from_root(root_secret(secret, data_dir))
@@ -648,16 +652,33 @@ class Guard:
         name: str | None,
         progress: Progress | None,
     ) -> FileView:
-        source = policy.confine(path, roots)
-        size = source.stat().st_size
+        source, real = await anyio.to_thread.run_sync(policy.open_confined, path, roots, self._private_dirs)
+        try:
+            return await self._upload_opened(source, real, path, folder_id, private, name, progress)
+        finally:
+            await anyio.to_thread.run_sync(source.close)
+
+    async def _upload_opened(
+        self,
+        source: IO[bytes],
+        real: Path,
+        path: str,
+        folder_id: str | None,
+        private: bool,
+        name: str | None,
+        progress: Progress | None,
+    ) -> FileView:
+        """Checks and upload of a file opened by `policy.open_confined`: every read is from ``source``."""
+        size = (await anyio.to_thread.run_sync(os.fstat, source.fileno())).st_size
         if size == 0:
             raise GuardError(f"{path!r} is empty")
         if size > self.settings.max_upload_bytes:
             raise GuardError(f"{path!r} is larger than the {self.settings.max_upload_bytes} bytes this server accepts")
-        display = clean_name(name or source.name, "name")
-        mime = _mime_of(source.name, None)
+        display = clean_name(name or real.name, "name")
+        mime = _mime_of(real.name, None)
         policy.refuse_upload_type(self.settings, mime)
-        for other in (_sniffed_markup(source), mimetypes.guess_type(display, strict=False)[0]):
+        head = await anyio.to_thread.run_sync(os.pread, source.fileno(), 4096, 0)
+        for other in (_sniffed_markup(head), mimetypes.guess_type(display, strict=False)[0]):
             if other and other != mime:  # e.g. SVG saved as .png, or a .png named page.html
                 policy.refuse_upload_type(self.settings, other)
         target = self.default_folder(folder_id)
@@ -1072,10 +1093,9 @@ def _mime_of(name: str, given: str | None) -> str:
     return guessed or "application/octet-stream"
 
 
-def _sniffed_markup(source: Path) -> str | None:
+def _sniffed_markup(first: bytes) -> str | None:
     """SVG or HTML by content, whatever the name says: backends (the library, Wix) sniff these from the bytes."""
-    with source.open("rb") as fh:
-        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    head = first.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
         return "image/svg+xml"
     if head.startswith((b"<!doctype html", b"<html", b"<script")) or (head.startswith(b"<?xml") and b"<html" in head):

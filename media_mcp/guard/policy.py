@@ -5,8 +5,12 @@ Each rule has its setting (see `ServerSettings`) and its test; `media_mcp.guard.
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
+import os
+import stat
 from pathlib import Path
+from typing import IO
 
 from media_mcp import errors
 from media_mcp.settings import ServerSettings
@@ -41,8 +45,14 @@ def refuse_upload_type(settings: ServerSettings, mime_type: str) -> None:
         )
 
 
-def confine(path: str, roots: list[Path]) -> Path:
-    """The real file a path names, if it lies inside one of ``roots`` (symlinks resolved first)."""
+def open_confined(path: str, roots: list[Path], private: list[Path]) -> tuple[IO[bytes], Path]:
+    """The regular file ``path`` names inside one of ``roots`` (and outside every ``private`` directory), opened once.
+
+    Blocking: call it in a worker thread. The name is resolved, then opened without following a final symlink and
+    without waiting (a FIFO would block a plain open); the checks are made on what was opened — its type and its
+    real path, read back from the descriptor — so a link or a FIFO swapped in between cannot pass. The caller reads
+    only from the returned file. A path outside, missing or unreadable gets one answer, so probing reveals nothing.
+    """
     if not roots:
         raise GuardError(
             "upload_file is not enabled: the server has no upload roots. Ask the user to set "
@@ -53,19 +63,45 @@ def confine(path: str, roots: list[Path]) -> Path:
     raw = Path(path).expanduser()
     candidates = [raw] if raw.is_absolute() else [root / raw for root in roots]
     real_roots = [root.resolve() for root in roots]
+    closed = [directory.resolve() for directory in private]
     for candidate in candidates:
         try:
-            real = candidate.resolve(strict=True)
+            resolved = candidate.resolve(strict=True)
+            fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except (OSError, RuntimeError):
             continue
-        if any(real.is_relative_to(root) for root in real_roots):
-            if not real.is_file():
+        try:
+            real = _real_path(fd, resolved)
+            inside = any(real.is_relative_to(root) for root in real_roots)
+            if not inside or any(real.is_relative_to(directory) for directory in closed):
+                os.close(fd)
+                continue
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise GuardError(f"{path!r} is not a regular file")
-            return real
-        continue  # outside: answered exactly as a missing file, so probing tells nothing about the disk
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb", buffering=0), real
+        except BaseException:
+            os.close(fd)
+            raise
     raise GuardError(
         f"{path!r} is not a file inside the allowed upload roots: " + ", ".join(str(r) for r in real_roots)
     )
+
+
+def _real_path(fd: int, fallback: Path) -> Path:
+    """Where an open descriptor really is (Linux: /proc; macOS: F_GETPATH); else the path it was opened by."""
+    proc = Path(f"/proc/self/fd/{fd}")
+    try:
+        # a file unlinked (or renamed over) since it was opened reads back with this suffix; where it was is what
+        # counts, and the open file is what gets read
+        return Path(os.readlink(proc).removesuffix(" (deleted)"))
+    except OSError:
+        pass
+    getpath = getattr(fcntl, "F_GETPATH", None)
+    if getpath is not None:
+        raw = fcntl.fcntl(fd, getpath, bytes(1024))
+        return Path(os.fsdecode(raw.rstrip(b"\x00")))
+    return fallback
 
 
 def advice(exc: errors.MediaError, subject: str) -> GuardError:

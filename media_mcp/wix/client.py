@@ -410,7 +410,7 @@ class WixMediaClient:
     async def upload(
         self,
         upload_url: str,
-        source: Path,
+        source: transfers.Source,
         *,
         mime_type: str,
         file_name: str | None = None,
@@ -422,7 +422,7 @@ class WixMediaClient:
     async def upload_resumable(
         self,
         minted: msg.GenerateFileResumableUploadUrlResponse,
-        source: Path,
+        source: transfers.Source,
         *,
         mime_type: str,
         file_name: str,

@@ -41,16 +41,38 @@ async def _report(progress: Progress | None, done: int, total: int | None) -> No
         await result
 
 
-async def _blocks(path: Path, size: int, progress: Progress | None) -> AsyncIterator[bytes]:
-    fh = await anyio.to_thread.run_sync(open, path, "rb")
+Source = Path | IO[bytes]
+"""A local file to send: a path (opened here), or a binary file already open (read as it is, never reopened)."""
+
+
+async def _opened(source: Source) -> tuple[IO[bytes], int, bool]:
+    """An open file for ``source``, its size (of the open file, not of whatever the name points at now), and
+    whether it is ours to close."""
+    if isinstance(source, Path):
+        fh: IO[bytes] = await anyio.to_thread.run_sync(open, source, "rb")
+        owned = True
+    else:
+        fh, owned = source, False
     try:
-        sent = 0
-        while block := await anyio.to_thread.run_sync(fh.read, BLOCK):
-            sent += len(block)
-            yield block
-            await _report(progress, sent, size)
-    finally:
-        await anyio.to_thread.run_sync(fh.close)
+        size = (await anyio.to_thread.run_sync(os.fstat, fh.fileno())).st_size
+    except BaseException:
+        if owned:
+            fh.close()
+        raise
+    return fh, size, owned
+
+
+def _read_at(fh: IO[bytes], offset: int, count: int) -> bytes:
+    """Bytes at ``offset`` without moving a shared file position (so a retry can start over safely)."""
+    return os.pread(fh.fileno(), count, offset)
+
+
+async def _blocks(fh: IO[bytes], size: int, progress: Progress | None) -> AsyncIterator[bytes]:
+    sent = 0
+    while sent < size and (block := await anyio.to_thread.run_sync(_read_at, fh, sent, min(BLOCK, size - sent))):
+        sent += len(block)
+        yield block
+        await _report(progress, sent, size)
 
 
 def _file_reply(response: httpx.Response, what: str) -> m.FileDescriptor:
@@ -69,28 +91,33 @@ def _file_reply(response: httpx.Response, what: str) -> m.FileDescriptor:
 async def put_file(
     http: httpx.AsyncClient,
     upload_url: str,
-    source: Path,
+    source: Source,
     mime_type: str,
     file_name: str | None,
     progress: Progress | None = None,
 ) -> m.FileDescriptor:
     """``PUT <uploadUrl>?filename=…`` with the file's bytes; repeated only if never sent."""
-    size = source.stat().st_size
-    params = {"filename": file_name} if file_name else None
-    headers = {"Content-Type": mime_type or "application/octet-stream", "Content-Length": str(size)}
-    for attempt in range(3):
-        try:
-            response = await http.put(
-                upload_url, params=params, headers=headers, content=_blocks(source, size, progress)
-            )
-        except httpx.HTTPError as exc:
-            if never_sent(exc):
-                if attempt < 2:
-                    continue
-                raise from_transport(exc, "upload") from None
-            raise outcome_unknown("upload", f"the file was sent but no answer came ({type(exc).__name__})") from None
-        return _file_reply(response, "upload")
-    raise AssertionError("unreachable")
+    fh, size, owned = await _opened(source)
+    try:
+        params = {"filename": file_name} if file_name else None
+        headers = {"Content-Type": mime_type or "application/octet-stream", "Content-Length": str(size)}
+        for attempt in range(3):
+            try:
+                response = await http.put(
+                    upload_url, params=params, headers=headers, content=_blocks(fh, size, progress)
+                )
+            except httpx.HTTPError as exc:
+                if never_sent(exc):
+                    if attempt < 2:
+                        continue
+                    raise from_transport(exc, "upload") from None
+                why = f"the file was sent but no answer came ({type(exc).__name__})"
+                raise outcome_unknown("upload", why) from None
+            return _file_reply(response, "upload")
+        raise AssertionError("unreachable")
+    finally:
+        if owned:
+            await anyio.to_thread.run_sync(fh.close)
 
 
 class TusUpload:
@@ -101,7 +128,7 @@ class TusUpload:
         http: httpx.AsyncClient,
         endpoint: str,
         token: str,
-        source: Path,
+        source: Source,
         mime_type: str,
         file_name: str,
         *,
@@ -127,34 +154,37 @@ class TusUpload:
         return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
 
     async def run(self) -> m.FileDescriptor:
-        size = self.source.stat().st_size
+        fh, size, owned = await _opened(self.source)
+        try:
+            return await self._run(fh, size)
+        finally:
+            if owned:
+                await anyio.to_thread.run_sync(fh.close)
+
+    async def _run(self, fh: IO[bytes], size: int) -> m.FileDescriptor:
         self.location = await self._create(size)
         offset = 0
         failures = 0
-        fh = await anyio.to_thread.run_sync(open, self.source, "rb")
-        try:
-            while offset < size:
+        while offset < size:
+            try:
+                offset = await self._patch(fh, offset, size)
+                failures = 0
+                await _report(self.progress, offset, size)
+            except (httpx.TransportError, e.Unavailable, e.Conflict, e.RateLimited) as exc:
+                failures += 1
+                if failures >= self.retry.attempts:
+                    if isinstance(exc, httpx.HTTPError):
+                        raise from_transport(exc, "resumable upload") from None
+                    raise
+                hint = exc.retry_after if isinstance(exc, e.RateLimited) else None
+                await self.sleep(self.retry.delay(failures - 1, hint))
+                # a failed HEAD is not the end: a PATCH at a stale offset answers 409, which leads to another HEAD
                 try:
-                    offset = await self._patch(fh, offset, size)
-                    failures = 0
-                    await _report(self.progress, offset, size)
-                except (httpx.TransportError, e.Unavailable, e.Conflict, e.RateLimited) as exc:
-                    failures += 1
-                    if failures >= self.retry.attempts:
-                        if isinstance(exc, httpx.HTTPError):
-                            raise from_transport(exc, "resumable upload") from None
-                        raise
-                    hint = exc.retry_after if isinstance(exc, e.RateLimited) else None
-                    await self.sleep(self.retry.delay(failures - 1, hint))
-                    # a failed HEAD is not the end: a PATCH at a stale offset answers 409, which leads to another HEAD
-                    try:
-                        offset = await self._head()
-                    except e.RateLimited as refused:
-                        await self.sleep(self.retry.delay(failures - 1, refused.retry_after))
-                    except e.Unavailable:
-                        pass
-        finally:
-            await anyio.to_thread.run_sync(fh.close)
+                    offset = await self._head()
+                except e.RateLimited as refused:
+                    await self.sleep(self.retry.delay(failures - 1, refused.retry_after))
+                except e.Unavailable:
+                    pass
         return await self._finish()
 
     async def _create(self, size: int) -> str:
@@ -182,11 +212,7 @@ class TusUpload:
     async def _patch(self, fh: IO[bytes], offset: int, size: int) -> int:
         assert self.location is not None
 
-        def read() -> bytes:
-            fh.seek(offset)
-            return fh.read(min(self.chunk_size, size - offset))
-
-        chunk = await anyio.to_thread.run_sync(read)
+        chunk = await anyio.to_thread.run_sync(_read_at, fh, offset, min(self.chunk_size, size - offset))
         headers = {**TUS, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
         response = await self.http.patch(self.location, headers=headers, content=chunk)
         if response.status_code != 204:

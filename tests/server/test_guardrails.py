@@ -7,12 +7,14 @@ roots, an executable upload type, invisible characters in a name, or a missing o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import secrets
 import stat
 import string
+import threading
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -1000,6 +1002,91 @@ async def test_max_upload_bytes_is_enforced(
     assert await live_ids(wix) == set()
     async with Client(make_server(max_upload_bytes=69), mode=mode) as client:
         assert await stored_size(wix, await client.call_tool("upload_file", {"path": "cat.png"})) == 69
+
+
+@bounded
+async def test_a_fifo_in_the_roots_is_refused_without_blocking(
+    client: Client, wix: WixMediaClient, upload_root: Path
+) -> None:
+    os.mkfifo(upload_root / "pipe.png")  # no writer: a plain open would wait forever (and hold the event loop)
+    (upload_root / "fine.png").write_bytes(PNG_16x8)
+    for _ in range(3):
+        assert "not a regular file" in refusal(await client.call_tool("upload_file", {"path": "pipe.png"}))
+    assert await stored_size(wix, await client.call_tool("upload_file", {"path": "fine.png"})) == 69
+
+
+@pytest.mark.parametrize("swapped_in", ["symlink", "fifo"])
+@bounded
+async def test_a_name_swapped_during_uploads_never_uploads_the_outside_file_nor_hangs(
+    client: Client, wix: WixMediaClient, upload_root: Path, tmp_path: Path, swapped_in: str
+) -> None:
+    secret = tmp_path / "outside-secret.png"
+    secret.write_bytes(PNG_16x8 + b"SECRET-BYTES")
+    inside = PNG_16x8 + b"inside-bytes"
+    target = upload_root / "swap.png"
+    target.write_bytes(inside)
+    stop = threading.Event()
+    fifos: list[Path] = []
+    swaps = 0
+
+    def swapper() -> None:  # flips the name between a regular file and a link (or a FIFO), as fast as it can
+        nonlocal swaps
+        while not stop.is_set() and swaps < 1_000_000:
+            other = upload_root / f".x{swaps}"
+            if swapped_in == "symlink":
+                other.symlink_to(secret)
+            else:
+                os.mkfifo(other)
+                fifos.append(target)
+            os.replace(other, target)
+            plain = upload_root / f".f{swaps}"
+            plain.write_bytes(inside)
+            os.replace(plain, target)
+            swaps += 1
+
+    def unblock() -> None:  # a watchdog: a reader stuck opening a FIFO is let go, so a failure cannot hang
+        if not stop.wait(timeout=WAIT):
+            for fifo in fifos:
+                with contextlib.suppress(OSError):
+                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    threads = [threading.Thread(target=swapper, daemon=True), threading.Thread(target=unblock, daemon=True)]
+    for thread in threads:
+        thread.start()
+    outcomes: list[str] = []
+    try:
+        for _ in range(40):
+            result = await client.call_tool("upload_file", {"path": "swap.png"})
+            if result.is_error:
+                text = refusal(result)
+                assert "not a file inside the allowed upload roots" in text or "not a regular file" in text, text
+                outcomes.append("refused")
+                continue
+            file_id = data(result)["file"]["id"]
+            link = await wix.generate_file_download_url(msg.GenerateFileDownloadUrlRequest(file_id=file_id))
+            body = (await wix.http.get(link[0].url)).content
+            assert body == inside, "the outside file was uploaded"
+            outcomes.append("uploaded")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert swaps > 0 and len(outcomes) == 40  # the race was on, and every call answered
+    target.unlink()
+    target.write_bytes(inside)  # settled: the regular file uploads as ever
+    assert await stored_size(wix, await client.call_tool("upload_file", {"path": "swap.png"})) == len(inside)
+
+
+@bounded
+async def test_nothing_in_the_data_directory_can_be_uploaded(
+    make_server: MakeServer, mode: str, wix: WixMediaClient, tmp_path: Path, server_dir: Path
+) -> None:
+    async with Client(make_server(upload_roots=str(tmp_path)), mode=mode) as client:  # a root holding it
+        assert (server_dir / "guard_key").exists()
+        for path in ("server/guard_key", str(server_dir / "guard.sqlite3"), "server/../server/guard_key"):
+            text = refusal(await client.call_tool("upload_file", {"path": path}))
+            assert "not a file inside the allowed upload roots" in text, path
+    assert await live_ids(wix) == set()
 
 
 # --- 6. untrusted text is fenced ------------------------------------------------------------------------
