@@ -54,7 +54,10 @@ def _serve_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> Non
     parser.add_argument("--port", type=int, default=default, help=text("HTTP port (default 8000)"))
     parser.add_argument("--stateless", action="store_true", default=default, help=text("HTTP without sessions"))
     parser.add_argument(
-        "--allowed-host", action="append", default=default, help=text("Host header to accept off loopback")
+        "--allowed-host",
+        action="append",
+        default=default,
+        help=text("also accept this Host over HTTP: name, name:port or name:* (repeatable)"),
     )
     parser.add_argument("--read-only", action="store_true", default=default, help=text("register no writing tool"))
     parser.add_argument("--backend", choices=["auto", "wix", "local"], default=default, help=text("default: auto"))
@@ -119,13 +122,16 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
     from media_mcp.server.app import create_server
 
     host = getattr(args, "host", None) or "127.0.0.1"
-    port = getattr(args, "port", None) or 8000
+    port = getattr(args, "port", None)
+    port = 8000 if port is None else port
+    if not 0 <= port <= 65535:
+        raise run.StartupError(f"--port {port} is not a TCP port (0-65535)")
+    bind = run.parse_bind(host)
     mcp = create_server(settings, backend, data_dir=library.data_dir.expanduser())
-    app = run.http_app(
-        mcp, settings, host, bool(getattr(args, "stateless", False)), getattr(args, "allowed_host", None) or []
-    )
+    allowed = getattr(args, "allowed_host", None) or []
+    app = run.http_app(mcp, settings, host, bool(getattr(args, "stateless", False)), allowed, port=port)
     backend.start()
-    shown = f"[{host}]" if ":" in host else host
+    shown = f"[{bind.socket_host}]" if ":" in bind.socket_host else bind.socket_host
     run.log_to_stderr(run.banner(backend.kind, library.data_dir, "streamable HTTP", f" at http://{shown}:{port}/mcp"))
     import signal
     import threading
@@ -138,7 +144,8 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, interrupt) if main else None
     try:
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", server_header=False)).run()
+        config = uvicorn.Config(app, host=bind.socket_host, port=port, log_level="warning", server_header=False)
+        uvicorn.Server(config).run()
     except KeyboardInterrupt:
         pass
     finally:
