@@ -108,7 +108,8 @@ class ServerSettings(BaseSettings):
     audit_log: str | None = Field(default=None, description="JSONL audit log path ('stderr' allowed).")
     http_token: SecretStr | None = Field(default=None, description="Bearer token HTTP clients must send.")
     http_allowed_hosts: str = Field(
-        default="", description="Comma-separated Host values accepted when HTTP is bound beyond loopback."
+        default="",
+        description="Comma-separated Host values HTTP accepts besides the bound address (name, name:port, name:*).",
     )
 
     @property
