@@ -1292,3 +1292,31 @@ async def test_audit_log_setting_picks_the_file_and_it_stays_private(
     (line,) = target.read_text().splitlines()
     assert json.loads(line)["tool"] == "upload_file"
     assert stat.S_IMODE(target.stat().st_mode) & 0o077 == 0
+
+
+# --- small leaks ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("https://user:secret@pictures.example/cat.png", "https://pictures.example/cat.png"),
+        (
+            "https://pictures.example/cat.png?X-Amz-Signature=abc&X-Amz-Credential=key",
+            "https://pictures.example/cat.png",
+        ),
+        ("https://pictures.example:8443/a/cat.png?token=abc#frag", "https://pictures.example:8443/a/cat.png"),
+        ("http://:pw@pictures.example/cat.png?sig=1", "http://pictures.example/cat.png"),
+    ],
+)
+@bounded
+async def test_source_urls_go_out_without_credentials_or_signed_queries(
+    client: Client, wix: WixMediaClient, source: str, shown: str
+) -> None:
+    imported = data(await client.call_tool("import_file", {"url": source, "name": "cat.png"}))["file"]["id"]
+    (details,) = data(await client.call_tool("get_file", {"file_id": imported}))["files"]
+    assert details["source_url"] == shown
+    table = data(await client.call_tool("search_files", {"fields": ["name", "source_url"]}))
+    assert table["rows"] == [[imported, "cat.png", shown]]
+    resource = await client.read_resource(f"media://files/{imported}")
+    assert "secret" not in str(resource.contents[0]) and "Signature" not in str(resource.contents[0])
