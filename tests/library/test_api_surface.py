@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import base64
+from pathlib import Path
 
-from tests.conftest import Api
+import pytest
+from pydantic import SecretStr
+from starlette.routing import Router
+
+from media_mcp.library.app import RequireApiKey
+from media_mcp.library.service import Library
+from media_mcp.library.tokens import Signer
+from media_mcp.settings import LibrarySettings
+from tests.conftest import Api, FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -29,6 +38,17 @@ async def test_both_prefixes_need_the_key(api: Api, prefix: str) -> None:
     assert same.json()["folder"]["displayName"] == "x"
 
 
+def test_an_empty_key_is_refused_outright(tmp_path: Path, clock: FakeClock) -> None:
+    for key in ("", "   "):
+        with pytest.raises(ValueError, match="empty"):
+            RequireApiKey(Router(), key)
+    with pytest.raises(ValueError, match="empty"):
+        Signer(b"", clock)
+    settings = LibrarySettings(data_dir=tmp_path / "d", library_api_key=SecretStr("  "))
+    with Library.open(settings, clock=clock) as lib:
+        assert lib.api_key.startswith("mml_")
+
+
 async def test_unknown_routes_and_methods_answer_wix_bodies(api: Api) -> None:
     unknown = await api.call("GET", "/nothing-here")
     assert unknown.status_code == 404
@@ -40,7 +60,7 @@ async def test_unknown_routes_and_methods_answer_wix_bodies(api: Api) -> None:
     assert outside.status_code == 404
 
 
-async def test_malformed_bodies(api: Api) -> None:
+async def test_malformed_bodies_answer_400(api: Api) -> None:
     not_json = await api.call(
         "POST", "/files/search", content=b"{not json", headers={"Content-Type": "application/json"}
     )
@@ -55,6 +75,16 @@ async def test_malformed_bodies(api: Api) -> None:
     assert binary.status_code == 400
 
 
+async def test_deeply_nested_json_is_a_400(asgi_api: Api) -> None:
+    body = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await asgi_api.call("POST", "/files/search", content=body)
+    assert response.status_code == 400
+    assert response.json()["details"]["applicationError"]["code"] == "INVALID_JSON"
+    cursor = base64.urlsafe_b64encode(b"[" * 11_000).decode()
+    deep = await asgi_api.call("GET", "/files", params={"paging.cursor": cursor})
+    assert deep.status_code == 400
+
+
 async def test_oversized_body_is_refused_without_reading_it_all(api: Api) -> None:
     big = b'{"search": "' + b"a" * (2 * 1024 * 1024) + b'"}'
     response = await api.call("POST", "/files/search", content=big, headers={"Content-Type": "application/json"})
@@ -62,7 +92,7 @@ async def test_oversized_body_is_refused_without_reading_it_all(api: Api) -> Non
     assert response.json()["details"]["applicationError"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
-async def test_healthz(api: Api) -> None:
+async def test_healthz_answers_ok_without_the_key(api: Api) -> None:
     response = await api.http.get("/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"

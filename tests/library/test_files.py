@@ -212,6 +212,36 @@ async def test_search_matches_name_mime_and_labels(api: Api) -> None:
     assert quote["files"] == []
 
 
+async def test_control_characters_in_a_search_are_ignored(asgi_api: Api) -> None:
+    cat = await asgi_api.upload("cat.txt", b"c", "text/plain")
+    await asgi_api.upload("dog.txt", b"d", "text/plain")
+    for text in ("cat\x00", "\x00cat", "ca\x00t c", "cat\x01\x7f"):
+        found = await asgi_api.ok("POST", "/files/search", json={"search": text})
+        assert [f["id"] for f in found["files"]] == [cat["id"]], repr(text)
+    everything = await asgi_api.ok("POST", "/files/search", json={"search": "\x00 \x1f"})
+    assert len(everything["files"]) == 2
+
+
+async def test_short_search_words_match_the_indexed_text_only(asgi_api: Api) -> None:
+    cat = await asgi_api.upload("cat.txt", b"a", "text/plain")
+    dog = await asgi_api.upload("dog.txt", b"b", "text/plain", labels=["x", "y"])
+    summer = await asgi_api.upload("Ünïcødé.png", PNG_16x8, "image/png", labels=["été"])
+
+    async def search(text: str) -> list[str]:
+        found = await asgi_api.ok("POST", "/files/search", json={"search": text})
+        return sorted(f["id"] for f in found["files"])
+
+    assert await search("[]") == []
+    assert await search('",') == []
+    assert await search("t\\") == []
+    assert await search("ét") == [summer["id"]]
+    assert await search("ÉT") == [summer["id"]]
+    assert await search("ün") == [summer["id"]]
+    assert await search("ÜN") == [summer["id"]]
+    assert await search("x") == sorted([cat["id"], dog["id"]])  # '.txt', 'text/plain' and a label
+    assert await search("y") == [dog["id"]]
+
+
 async def test_search_filters_and_sorts(api: Api) -> None:
     small = await api.upload("b-small.txt", b"x", "text/plain")
     big = await api.upload("a-big.png", PNG_16x8, "image/png", private=True)

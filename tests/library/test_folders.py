@@ -31,7 +31,7 @@ async def test_create_get_list_and_search_folders(api: Api) -> None:
     assert root["folder"]["id"] == "media-root"
 
 
-async def test_folder_errors(api: Api) -> None:
+async def test_bad_folder_names_parents_and_ids_and_system_folders_are_refused(api: Api) -> None:
     assert (await api.call("POST", "/folders", json={"displayName": ""})).status_code == 400
     assert (await api.call("POST", "/folders", json={"displayName": "n" * 1001})).status_code == 400
     assert (await api.call("POST", "/folders", json={"displayName": "x", "parentFolderId": "nope"})).status_code == 400
@@ -168,3 +168,26 @@ async def test_folder_zip_keeps_the_tree(api: Api) -> None:
         assert {archive.read("top.txt"), archive.read("top (1).txt")} == {b"top", b"second"}
     missing = await api.call("POST", "/folders/0123456789abcdef0123456789abcdef/generate-download-url")
     assert missing.status_code == 400
+
+
+async def test_bulk_folder_calls_skip_unknown_ids(asgi_api: Api) -> None:
+    keep = await asgi_api.folder("keep")
+    goes = await asgi_api.folder("goes")
+    unknown = "0123456789abcdef0123456789abcdef"
+    for path in ("/bulk/folders/delete", "/bulk/trash-bin/folders/restore"):
+        response = await asgi_api.call("POST", path, json={"folderIds": [unknown, "a/b"]})
+        assert (response.status_code, response.json()) == (200, {})
+    assert {f["id"] for f in (await asgi_api.ok("GET", "/folders"))["folders"]} == {keep, goes}
+    assert (await asgi_api.ok("GET", "/trash-bin/folders"))["folders"] == []
+
+    trashed = await asgi_api.call("POST", "/bulk/folders/delete", json={"folderIds": [unknown, goes]})
+    assert (trashed.status_code, trashed.json()) == (200, {})
+    assert [f["id"] for f in (await asgi_api.ok("GET", "/trash-bin/folders"))["folders"]] == [goes]
+    restored = await asgi_api.call("POST", "/bulk/trash-bin/folders/restore", json={"folderIds": [goes, unknown]})
+    assert (restored.status_code, restored.json()) == (200, {})
+    assert (await asgi_api.ok("GET", "/trash-bin/folders"))["folders"] == []
+    erased = await asgi_api.call("POST", "/bulk/folders/delete", json={"folderIds": [unknown, goes], "permanent": True})
+    assert (erased.status_code, erased.json()) == (200, {})
+    assert [f["id"] for f in (await asgi_api.ok("GET", "/folders"))["folders"]] == [keep]
+    system = await asgi_api.call("POST", "/bulk/folders/delete", json={"folderIds": [unknown, "media-root"]})
+    assert system.status_code == 400

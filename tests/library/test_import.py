@@ -465,3 +465,121 @@ async def test_an_import_stopped_with_its_loop_ends_failed(library: Library) -> 
             for job in list(library.jobs):
                 job.cancel()
             assert (await get_file(api, started["id"]))["operationStatus"] == "FAILED"
+
+
+# --- headers, names and types: what an import sends, accepts and learns --------------------------
+
+
+def code_of(response: httpx.Response) -> str:
+    details = response.json()["details"]
+    if "applicationError" in details:
+        code: str = details["applicationError"]["code"]
+    else:
+        code = details["validationError"]["fieldViolations"][0]["ruleName"]
+    return code
+
+
+async def no_lookups(host: str, port: int) -> list[str]:
+    raise AssertionError(f"no name should be resolved, asked for {host!r}")
+
+
+async def loopback_2(host: str, port: int) -> list[str]:
+    return ["127.0.0.2"]
+
+
+def private_imports_allowed(tmp_path: Path) -> LibrarySettings:
+    return LibrarySettings(data_dir=tmp_path / "d", library_allow_private_imports=True)
+
+
+async def test_credentials_do_not_follow_a_redirect_to_another_origin(tmp_path: Path, clock: FakeClock) -> None:
+    seen: list[tuple[str, str | None, str | None, str | None, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        h = request.headers
+        seen.append((h["host"], h.get("authorization"), h.get("cookie"), h.get("proxy-authorization"), h.get("x-tag")))
+        if h["host"] == "cdn.test" and request.url.path == "/a":
+            return httpx.Response(302, headers={"Location": "/b"})  # same origin: credentials stay
+        if h["host"] == "cdn.test":
+            return httpx.Response(302, headers={"Location": "http://elsewhere.test/c.png"})
+        return httpx.Response(200, content=PNG_16x8, headers={"content-type": "image/png"})
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return {"cdn.test": ["127.0.0.2"], "elsewhere.test": ["127.0.0.3"]}[host]
+
+    with Library.open(private_imports_allowed(tmp_path), clock=clock) as lib:
+        async with asgi(lib, httpx.MockTransport(handler), resolver) as api:
+            sent = {
+                "Authorization": "Bearer s3cret",
+                "Cookie": "session=1",
+                "Proxy-Authorization": "Basic p",
+                "X-Tag": "t",
+            }
+            started = await start_import(api, "http://cdn.test/a", urlHeaders=sent)
+            assert (await get_file(api, started["id"]))["operationStatus"] == "READY"
+    creds = ("Bearer s3cret", "session=1", "Basic p", "t")
+    assert seen == [("cdn.test", *creds), ("cdn.test", *creds), ("elsewhere.test", None, None, None, "t")]
+
+
+def blocked(address: str) -> bool:
+    from media_mcp.library.importer import _blocked
+
+    return _blocked(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "2002:7f00:1::", "::a9fe:a9fe", "::a00:1"],
+)
+def test_ipv6_forms_of_private_ipv4_are_blocked(address: str) -> None:
+    assert blocked(address)
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "64:ff9b::5db8:d822", "2606:2800:220:1::248"])
+def test_public_addresses_are_not_blocked(address: str) -> None:
+    assert not blocked(address)
+
+
+async def test_a_host_name_idna_cannot_decode_is_a_400(library: Library) -> None:
+    async with asgi(library, resolver=no_lookups) as api:
+        for url in ("http://xn--/", "http://xn--a/x.png"):
+            response = await api.call("POST", "/files/import", json={"url": url})
+            assert response.status_code == 400, (url, response.text)
+            assert code_of(response) == "IMPORT_URL_REFUSED"
+
+
+@pytest.mark.parametrize("mime", ["text/plain\r\nSet-Cookie: a=b", "text/plain\n", "not a mime", "text/plain; x=1"])
+async def test_import_and_upload_refuse_a_malformed_mime_type(library: Library, mime: str) -> None:
+    async with asgi(library, resolver=no_lookups) as api:
+        imported = await api.call("POST", "/files/import", json={"url": "http://cdn.test/a.txt", "mimeType": mime})
+        assert imported.status_code == 400
+        assert code_of(imported) == "UNSUPPORTED_FILE_FORMAT"
+        minted = await api.call("POST", "/files/generate-upload-url", json={"mimeType": mime, "fileName": "a.txt"})
+        assert minted.status_code == 400
+        assert code_of(minted) == "UNSUPPORTED_FILE_FORMAT"
+
+
+async def test_a_malformed_remote_content_type_is_ignored(tmp_path: Path, clock: FakeClock) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"plain words", headers={"content-type": "evil value/with spaces"})
+
+    with Library.open(private_imports_allowed(tmp_path), clock=clock) as lib:
+        async with asgi(lib, httpx.MockTransport(handler), loopback_2) as api:
+            started = await start_import(api, "http://cdn.test/notes.txt")
+            assert (await get_file(api, started["id"]))["operationStatus"] == "READY"
+            stored = lib.catalog.get_file(started["id"])
+            assert stored is not None
+            assert stored.mime_type == "text/plain"
+
+
+async def test_search_finds_an_import_by_its_detected_type(tmp_path: Path, clock: FakeClock) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=PNG_16x8, headers={"content-type": "image/png"})
+
+    with Library.open(private_imports_allowed(tmp_path), clock=clock) as lib:
+        async with asgi(lib, httpx.MockTransport(handler), loopback_2) as api:
+            started = await start_import(api, "http://cdn.test/download?id=5", displayName="holiday")
+            assert (await get_file(api, started["id"]))["operationStatus"] == "READY"
+            for text in ("png", "image/png", "holiday"):
+                found = await api.ok("POST", "/files/search", json={"search": text})
+                assert [f["id"] for f in found["files"]] == [started["id"]], text
+            assert (await api.ok("POST", "/files/search", json={"search": "octet"}))["files"] == []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
 
-from media_mcp.library.catalog import FileRow
+from media_mcp.library import listing
+from media_mcp.library.catalog import FileRow, _page_sql
 from media_mcp.library.service import Library
 from media_mcp.wix.models import MediaType
 from tests.conftest import Api, FakeClock
@@ -112,3 +115,49 @@ async def test_default_page_size_is_50_and_cursor_from_another_listing_is_refuse
     assert wrong.json()["details"]["validationError"]["fieldViolations"][0]["field"] == "paging.cursor"
     huge = await api.call("POST", "/files/search", json={"paging": {"cursor": "x" * 16001}})
     assert huge.status_code == 400
+
+
+def _cursor(field: str, value: Any, kind: str = "files") -> str:
+    """A cursor as the library writes one, resuming after ``value`` of the sort field."""
+    query = {"k": kind, "s": "parent", "t": "media-root", "f": field, "d": True, "m": [], "p": None, "q": None}
+    raw = json.dumps({"q": query, "a": [value, "some-id"]}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sizeInBytes", 2**70),
+        ("sizeInBytes", -1),
+        ("sizeInBytes", "abc"),
+        ("sizeInBytes", 1.5),
+        ("sizeInBytes", True),
+        ("updatedDate", 2**70),
+        ("updatedDate", float("inf")),
+        ("updatedDate", float("nan")),
+        ("updatedDate", "yesterday"),
+        ("displayName", 5),
+        ("displayName", "x" * 5000),
+    ],
+)
+async def test_cursor_values_must_fit_their_sort_field(asgi_api: Api, field: str, value: Any) -> None:
+    response = await asgi_api.call("GET", "/files", params={"paging.cursor": _cursor(field, value)})
+    assert response.status_code == 400, response.text
+    assert response.json()["details"]["validationError"]["fieldViolations"][0]["field"] == "paging.cursor"
+
+
+async def test_good_cursor_values_still_page(asgi_api: Api) -> None:
+    await asgi_api.upload("a.txt", b"a", "text/plain")
+    for field, value in (("sizeInBytes", 2**63 - 1), ("updatedDate", 2e9), ("displayName", "zzz")):
+        await asgi_api.ok("GET", "/files", params={"paging.cursor": _cursor(field, value)})
+    await asgi_api.ok("GET", "/folders", params={"paging.cursor": _cursor("displayName", "zzz", "folders")})
+
+
+def test_listing_a_folder_by_size_uses_an_index(library: Library) -> None:
+    query = listing.Query(kind="files", scope="parent", target="media-root", sort_field="sizeInBytes", descending=True)
+    for after in (None, (10, "some-id")):
+        sql, params = _page_sql("files", listing.page_of(query, None, after))
+        with library.db.read() as conn:
+            plan = " ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert "files_parent_size" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan

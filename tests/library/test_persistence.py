@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import sqlite3
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from media_mcp.library import blobs as blobs_module
 from media_mcp.library.app import create_app
 from media_mcp.library.catalog import FileRow
+from media_mcp.library.datadir import fsync_dir
 from media_mcp.library.service import Library
 from media_mcp.library.tokens import AUD_UPLOAD
 from media_mcp.settings import LibrarySettings
@@ -260,3 +264,120 @@ async def test_database_is_intact_and_in_wal_mode(settings: LibrarySettings, clo
         assert conn.execute("SELECT count(*) FROM files_text").fetchone() == (2,)
     finally:
         conn.close()
+
+
+# --- key files, and what a crash leaves of a resumable upload or a new blob directory -------------
+
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTETS = {**TUS, "Content-Type": "application/offset+octet-stream"}
+
+
+@asynccontextmanager
+async def serving(lib: Library) -> AsyncIterator[Api]:
+    """A fresh app in process on a library that is already open."""
+    transport = httpx.ASGITransport(app=create_app(lib))
+    async with httpx.AsyncClient(transport=transport, base_url="http://library.test") as http:
+        yield Api(http, lib, "asgi")
+
+
+async def mint_resumable(api: Api, **fields: Any) -> tuple[str, str]:
+    body = await api.ok(
+        "POST", "/files/generate-resumable-upload-url", json={"mimeType": "application/octet-stream", **fields}
+    )
+    return body["uploadUrl"], body["uploadToken"]
+
+
+async def create_upload(api: Api, upload_url: str, token: str, length: int) -> httpx.Response:
+    metadata = _metadata(token=token, filename="up.bin")
+    return await api.http.post(upload_url, headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": metadata})
+
+
+async def test_blank_key_files_are_replaced_and_the_api_still_needs_the_key(tmp_path: Path, clock: FakeClock) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "api_key").write_bytes(b"")  # what a crash between create and write used to leave
+    (data / "signing_key").write_bytes(b" \n")
+    settings = LibrarySettings(data_dir=data, library_allow_private_imports=False)
+    with Library.open(settings, clock=clock) as lib:
+        key = lib.api_key
+        assert key.startswith("mml_") and len(key) > 40
+        assert (data / "api_key").read_text() == key
+        assert len((data / "signing_key").read_bytes().strip()) == 64
+        async with serving(lib) as api:
+            assert (await api.http.get("/site-media/v1/files")).status_code == 401
+            assert (await api.http.get("/site-media/v1/files", headers={"Authorization": ""})).status_code == 401
+            assert (await api.call("GET", "/files")).status_code == 200
+    for name in ("api_key", "signing_key"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600
+    assert [p.name for p in data.iterdir() if p.name.startswith(".")] == []  # no temporary files left
+    with Library.open(settings, clock=clock) as again:
+        assert again.api_key == key
+
+
+async def test_a_crash_before_the_row_commits_keeps_the_resumable_bytes(
+    library: Library, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = bytes(range(256)) * 8
+    crashed = tmp_path / "crashed"
+    real_add_file = library.catalog.add_file
+
+    def crash_here(*args: Any, **kwargs: Any) -> FileRow:
+        # the data directory exactly as a crash at this point (before the row commits) would leave it
+        shutil.copytree(library.data.root, crashed, ignore=shutil.ignore_patterns("members.lock"))
+        return real_add_file(*args, **kwargs)
+
+    monkeypatch.setattr(library.catalog, "add_file", crash_here)
+    async with serving(library) as api:
+        upload_url, token = await mint_resumable(api, fileName="blob.bin")
+        location = (await create_upload(api, upload_url, token, len(payload))).headers["location"]
+        sent = await api.http.patch(location, content=payload, headers={**OCTETS, "Upload-Offset": "0"})
+        assert sent.status_code == 204
+        finished = await api.http.put(f"{upload_url}/{token}")
+        assert finished.status_code == 200, finished.text
+        assert list(library.data.resumable.iterdir()) == []  # the .part goes once the row is in
+
+    settings = LibrarySettings(data_dir=crashed, library_allow_private_imports=False)
+    async with running(settings, clock) as api:
+        head = await api.http.head(location, headers=TUS)
+        assert head.status_code == 200
+        assert head.headers["upload-offset"] == str(len(payload))
+        again = await api.http.put(f"{upload_url}/{token}")
+        assert again.status_code == 200, again.text
+        link = await api.ok("POST", "/files/generate-file-download-url", json={"fileId": again.json()["file"]["id"]})
+        assert (await api.http.get(link["downloadUrls"][0]["url"])).content == payload
+
+
+async def test_resumable_records_without_their_bytes_are_dropped_at_start(
+    settings: LibrarySettings, clock: FakeClock
+) -> None:
+    async with running(settings, clock) as api:
+        upload_url, token = await mint_resumable(api)
+        location = (await create_upload(api, upload_url, token, 10)).headers["location"]
+        upload_id = location.rsplit("/", 1)[1]
+        api.library.part_path(upload_id).unlink()
+    async with running(settings, clock) as api:
+        assert api.library.records.get_resumable(upload_id) is None
+        assert (await api.http.head(location, headers=TUS)).status_code == 404
+        assert (await create_upload(api, upload_url, token, 10)).status_code == 201
+
+
+def test_a_new_blob_directory_is_fsynced_in_its_parent(library: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[Path] = []
+
+    def record(path: Path) -> None:
+        synced.append(Path(path))
+        fsync_dir(path)
+
+    monkeypatch.setattr(blobs_module, "fsync_dir", record)
+    source = library.data.incoming / "one"
+    source.write_bytes(b"one")
+    key = library.blobs.commit(blobs_module.Received(path=source, size=3, md5="", head=b""))
+    assert synced == [library.data.blobs, library.blobs.path_of(key).parent]
+    synced.clear()
+    second = library.data.incoming / "two"
+    second.write_bytes(b"two")
+    received = blobs_module.Received(path=second, size=3, md5="", head=b"")
+    monkeypatch.setattr(library.blobs, "path_of", lambda k: library.data.blobs / key[:2] / k)  # same shard
+    library.blobs.link(received)
+    assert synced == [library.data.blobs / key[:2]]
+    assert second.exists()  # link leaves the source in place

@@ -22,6 +22,7 @@ from tusclient import client as tus_client
 from media_mcp.library.app import create_app
 from media_mcp.library.probe import probe
 from media_mcp.library.service import Library
+from media_mcp.library.uploads import MAX_ACTIVE_PER_TOKEN
 from media_mcp.settings import LibrarySettings
 from tests.conftest import Api, FakeClock, LoopbackServer
 
@@ -90,6 +91,16 @@ async def create(api: Api, minted: Minted, length: int, filename: str | None = "
     location = response.headers["Location"]
     assert location.startswith(f"{minted.upload_url}/files/"), location
     return location
+
+
+async def post_creation(api: Api, minted: Minted, length: bytes) -> httpx.Response:
+    """A creation request whose ``Upload-Length`` is sent as given (any bytes, as a hostile client may)."""
+    headers = [
+        (b"Tus-Resumable", b"1.0.0"),
+        (b"Upload-Length", length),
+        (b"Upload-Metadata", metadata(minted.token).encode()),
+    ]
+    return await api.http.post(minted.upload_url, headers=headers)
 
 
 async def patch(api: Api, location: str, offset: int, chunk: bytes) -> httpx.Response:
@@ -423,6 +434,21 @@ async def test_upload_length_must_be_sane_and_match_the_declared_size(api: Api) 
     await create(api, minted, 1000)
 
 
+@pytest.mark.parametrize("value", [b"\xb2", b"9" * 5000, b"12345678901234567890", b"+5", b"5 "])
+async def test_a_malformed_upload_length_is_a_400(asgi_api: Api, value: bytes) -> None:
+    response = await post_creation(asgi_api, await mint(asgi_api), value)
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize("value", [b"\xb9", b"9" * 5000, b"0 "])
+async def test_a_malformed_upload_offset_is_a_409(asgi_api: Api, value: bytes) -> None:
+    location = await create(asgi_api, await mint(asgi_api), 3)
+    headers = [(b"Tus-Resumable", b"1.0.0"), (b"Content-Type", b"application/offset+octet-stream")]
+    response = await asgi_api.http.patch(location, content=b"x", headers=[*headers, (b"Upload-Offset", value)])
+    assert response.status_code == 409, response.text
+    assert await offset_of(asgi_api, location) == 0
+
+
 async def test_head_reports_offset_and_length(api: Api) -> None:
     minted = await mint(api)
     location = await create(api, minted, 300)
@@ -533,6 +559,29 @@ async def test_resumable_token_expires_on_the_clock(api: Api, clock: FakeClock) 
     headers = {**TUS, "Upload-Length": "8", "Upload-Metadata": metadata(minted.token)}
     assert (await api.http.post(minted.upload_url, headers=headers)).status_code == 403
     assert await everything(api) == []
+
+
+async def test_a_token_may_have_only_a_few_unfinished_uploads(asgi_api: Api) -> None:
+    minted = await mint(asgi_api)
+    locations = [await create(asgi_api, minted, 10) for _ in range(MAX_ACTIVE_PER_TOKEN)]
+    refused = await post_creation(asgi_api, minted, b"10")
+    assert refused.status_code == 429
+    assert len(parts(asgi_api.library)) == MAX_ACTIVE_PER_TOKEN
+    assert (await asgi_api.http.delete(locations[0], headers=TUS)).status_code == 204
+    await create(asgi_api, minted, 10)
+    await create(asgi_api, await mint(asgi_api), 10)  # the limit is per token
+
+
+async def test_expired_resumable_uploads_are_swept_while_running(asgi_api: Api, clock: FakeClock) -> None:
+    lib = asgi_api.library
+    location = await create(asgi_api, await mint(asgi_api), 10)
+    assert (await patch(asgi_api, location, 0, b"abc")).status_code == 204
+    upload_id = location.rsplit("/", 1)[1]
+    assert lib.part_path(upload_id).exists()
+    clock.advance(lib.settings.library_resumable_link_minutes * 60 + 1)
+    await create(asgi_api, await mint(asgi_api), 10)  # any new upload sweeps the expired ones
+    assert not lib.part_path(upload_id).exists()
+    assert lib.records.get_resumable(upload_id) is None
 
 
 async def test_folder_trashed_before_the_final_put_keeps_the_bytes(api: Api) -> None:

@@ -323,7 +323,7 @@ def test_env_data_dir_and_a_second_library_on_it(tmp_path: Path) -> None:
     assert out == ""
 
 
-def test_port_in_use(cli_data: Path) -> None:
+def test_a_port_in_use_exits_1_naming_the_port_and_its_setting(cli_data: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)

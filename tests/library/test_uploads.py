@@ -319,6 +319,39 @@ async def test_tokens_minted_for_other_purposes_are_not_upload_tokens(api: Api) 
     assert [f["id"] for f in await everything(api)] == [file["id"]]
 
 
+async def test_upload_tokens_stay_small_whatever_the_request(asgi_api: Api) -> None:
+    """Long names and many labels never make a token (and so a URL) longer than 2000 characters."""
+    labels = [f"{i:03d}" + "L" * 197 for i in range(50)]
+    name = "n" * 996 + ".txt"
+    minted = await asgi_api.ok(
+        "POST", "/files/generate-upload-url", json={"mimeType": "text/plain", "fileName": name, "labels": labels}
+    )
+    assert len(minted["uploadUrl"].rsplit("/", 1)[1]) <= 2000
+    done = await asgi_api.http.put(minted["uploadUrl"], content=b"hello", headers={"Content-Type": "text/plain"})
+    assert done.status_code == 200, done.text
+    assert done.json()["file"]["labels"] == labels
+    assert done.json()["file"]["displayName"] == name[:255]
+
+    many = [f"{i:03d}" + "x" * 197 for i in range(500)]
+    resumable = await asgi_api.ok(
+        "POST",
+        "/files/generate-resumable-upload-url",
+        json={"mimeType": "application/octet-stream", "fileName": name, "labels": many},
+    )
+    upload_url, token = resumable["uploadUrl"], resumable["uploadToken"]
+    assert len(token) <= 2000
+    metadata = f"token {base64.b64encode(token.encode()).decode()}"
+    tus = {"Tus-Resumable": "1.0.0"}
+    created = await asgi_api.http.post(upload_url, headers={**tus, "Upload-Length": "5", "Upload-Metadata": metadata})
+    assert created.status_code == 201, created.text
+    octets = {**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    sent = await asgi_api.http.patch(created.headers["location"], content=b"hello", headers=octets)
+    assert sent.status_code == 204
+    finished = await asgi_api.http.put(f"{upload_url}/{token}")
+    assert finished.status_code == 200, finished.text
+    assert finished.json()["file"]["labels"] == many
+
+
 async def test_upload_into_a_folder_trashed_after_minting(api: Api) -> None:
     folder = await api.folder("doomed")
     url = await mint(api, fileName="late.bin", parentFolderId=folder)

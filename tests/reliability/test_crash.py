@@ -11,7 +11,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench import rel_crash
+
+pytestmark = pytest.mark.slow  # each test runs and kills ``media-mcp library`` processes
 
 SEED = 20250605
 

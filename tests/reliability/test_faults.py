@@ -49,6 +49,7 @@ async def quiet_rig(library: Library, tmp_path: Path, clock: FakeClock) -> Async
         yield built
 
 
+@pytest.mark.slow
 async def test_two_thousand_mixed_calls_with_a_fifth_of_requests_faulted(rig: Rig) -> None:
     started = time.perf_counter()
     mix = FaultMix(rig, SEED)

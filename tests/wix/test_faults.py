@@ -224,7 +224,9 @@ async def test_a_second_401_is_not_looped(harness: Harness) -> None:
     assert len(harness.requests) == 1
 
 
-async def test_request_log(harness: Harness, tmp_path: Path) -> None:
+async def test_calls_send_wix_paths_and_auth_and_transfers_send_no_credentials(
+    harness: Harness, tmp_path: Path
+) -> None:
     page = {"files": [], "nextCursor": {"cursors": {"next": ""}, "hasNext": False}}
     upload_reply = {"file": FILE}
     harness.script = [
