@@ -58,7 +58,9 @@ def choose_backend(settings: ServerSettings, wix: WixSettings, library: LibraryS
     if kind == "auto":
         kind = "wix" if wix.configured else "local"
     if kind == "local":
-        return LocalBackend(library)
+        # the server's cap binds the library itself, so a link minted without a size takes no byte past it either
+        cap = min(library.library_max_file_bytes, settings.max_upload_bytes)
+        return LocalBackend(library.model_copy(update={"library_max_file_bytes": cap}))
     if not wix.configured:
         raise StartupError(
             "--backend wix needs Wix credentials: WIX_API_KEY and WIX_SITE_ID, or WIX_CLIENT_ID, WIX_CLIENT_SECRET "

@@ -39,6 +39,13 @@ class LibrarySettings(BaseSettings):
         default=1440, ge=1, le=10080, description="Life of a resumable (tus) upload token."
     )
     library_import_timeout_seconds: float = Field(default=120.0, gt=0, description="Time budget of one import.")
+    library_search_budget_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=600,
+        description="Time budget of one file or folder search or listing; past it the search is stopped and refused "
+        "(400 SEARCH_TOO_BROAD), so a broad search cannot keep the library busy.",
+    )
 
 
 class WixSettings(BaseSettings):

@@ -1092,13 +1092,47 @@ def _mime_of(name: str, given: str | None) -> str:
 
 
 def _sniffed_markup(first: bytes) -> str | None:
-    """SVG or HTML by content, whatever the name says: backends (the library, Wix) sniff these from the bytes."""
-    head = first.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+    """SVG, HTML or other XML by content, whatever the name says: backends (the library, Wix) sniff it from the bytes.
+
+    Whatever may stand before the first tag and still leave the file markup to a browser or an XML parser is
+    skipped: whitespace of any kind (form feed and vertical tab included), NULs, byte-order marks and other format
+    characters; UTF-16 text (with a BOM, or ASCII with NULs between) is read as text. Any other element than SVG or
+    HTML is an XML document (``application/xml``), which may hold either by namespace. The embedded library decides
+    the same way, again, when it stores the bytes (``media_mcp.library.probe.markup_of``).
+    """
+    import re  # here, not at the top: only this function needs them
+    import unicodedata
+
+    codec, body = "utf-8", first
+    for bom, name in ((b"\xef\xbb\xbf", "utf-8"), (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le")):
+        if first.startswith(bom):
+            codec, body = name, first[len(bom) :]
+            break
+    text = body.decode(codec, errors="replace")
+    start, blank = 0, re.compile(r"[\s\x00]*")
+    while True:
+        found = blank.match(text, start)
+        start = found.end() if found else start
+        if start >= len(text) or unicodedata.category(text[start]) != "Cf":
+            break
+        start += 1
+    head = text[start:].replace("\x00", "").lower()
+    if head.startswith(("<?", "<!")):  # a prolog (XML declaration, doctype, comment): the root element decides
+        if "<svg" in head or ":svg" in head:
+            return "image/svg+xml"
+        html = head.startswith("<!--") or any(mark in head for mark in ("<!doctype html", "<html", "xhtml"))
+        return "text/html" if html else "application/xml"
+    tag = re.match(r"<((?:[:_]|[^\W\d])[^\s/>]*)", head)
+    if tag is None:  # no tag at all, or "<3", "< 5"
+        return None
+    local = tag.group(1).rsplit(":", 1)[-1]
+    if local == "svg":
         return "image/svg+xml"
-    if head.startswith((b"<!doctype html", b"<html", b"<script")) or (head.startswith(b"<?xml") and b"<html" in head):
-        return "text/html"
-    return None
+    html_tags = {"html", "head", "body", "script", "iframe", "frameset", "frame", "object", "embed", "h1", "div",
+                 "font", "table", "a", "style", "title", "b", "br", "p", "img", "form", "input", "button", "meta",
+                 "link", "base", "template", "noscript", "xmp", "plaintext", "textarea", "math", "video", "audio",
+                 "marquee", "details"}  # fmt: skip
+    return "text/html" if local in html_tags or "xhtml" in head else "application/xml"
 
 
 def _count_file(content: Content, file: m.FileDescriptor, lines: list[list[Any]]) -> None:

@@ -33,15 +33,35 @@ def link_minutes(settings: ServerSettings, private: bool, asked: int | None) -> 
 
 
 def upload_type_allowed(settings: ServerSettings, mime_type: str) -> bool:
+    """Does the upload policy allow this type? Only a bare ``type/subtype``, matched against the allowed patterns.
+
+    Markup a browser may run — HTML, SVG, every XML-based type (``*/xml``, ``*/*+xml``, ``xml-*``), scripts, other
+    active content — is never admitted by a wildcard (``model/*`` is no licence for ``model/vnd.collada+xml``, nor
+    ``text/*`` for ``text/html``): only by an allowed entry that names it exactly.
+    """
+    import re  # here, not at the top: only the upload policy needs it
+
     mime = mime_type.strip().lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}", mime):
+        return False  # parameters, spaces, lists, line breaks: nothing a pattern may be matched against
+    subtype = mime.partition("/")[2]
+    markup = mime == "multipart/x-mixed-replace" or re.search(
+        r"(?:^|[.+-])(?:x?html?|xml|xslt?|svg)(?:$|[.+-])|(?:java|ecma|j|live|vb)script"
+        r"|shockwave-flash|futuresplash|^x-component$|^hta$",
+        subtype,
+    )
+    if markup:
+        return mime in settings.upload_type_patterns
     return any(fnmatch.fnmatchcase(mime, pattern) for pattern in settings.upload_type_patterns)
 
 
 def refuse_upload_type(settings: ServerSettings, mime_type: str) -> None:
+    """Refuse a type the upload policy does not allow, saying what is allowed."""
     if not upload_type_allowed(settings, mime_type):
         raise GuardError(
-            f"uploads of type {mime_type!r} are not allowed by this server (browser-executable types such as HTML "
-            "and scripts are refused); allowed: " + ", ".join(settings.upload_type_patterns)
+            f"uploads of type {mime_type!r} are not allowed by this server (browser-executable types such as HTML, "
+            "SVG, any XML-based type and scripts are refused unless allowed by name; a wildcard such as 'model/*' "
+            "never covers them); allowed: " + ", ".join(settings.upload_type_patterns)
         )
 
 

@@ -11,10 +11,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from media_mcp.library import importer, listing
-from media_mcp.library.catalog import CatalogError, FileRow
-from media_mcp.library.db import in_thread
+from media_mcp.library.catalog import CatalogError, FileRow, SearchRefused
+from media_mcp.library.db import in_search_thread, in_thread
+from media_mcp.library.downloads import redirect_allowed
 from media_mcp.library.errors import ApiError, invalid, not_found
-from media_mcp.library.probe import guess_mime, media_type_of, valid_mime
+from media_mcp.library.probe import guess_mime, is_markup, media_type_of, valid_mime
 from media_mcp.library.records import ArchiveRecord
 from media_mcp.library.service import Library, parse_file_id
 from media_mcp.library.tokens import AUD_ARCHIVE, AUD_DOWNLOAD, AUD_RESUMABLE, AUD_UPLOAD
@@ -115,6 +116,8 @@ async def generate_file_download_url(request: Request) -> Response:
         "cd": disposition.value,
     }
     if body.expiration_redirect_url:
+        if not redirect_allowed(body.expiration_redirect_url):
+            raise invalid("expirationRedirectUrl", "expirationRedirectUrl must be an http(s) URL", rule="FORMAT")
         claims["red"] = body.expiration_redirect_url
     base = base_url(request)
     urls = []
@@ -174,7 +177,10 @@ def _check_upload_request(lib: Library, mime_type: str, file_name: str | None, s
         raise ApiError(400, "FILE_SIZE_OVER_LIMIT", f"files are limited to {limit} bytes", data={"limit": str(limit)})
     if file_name and mime_type.lower() != "application/octet-stream":
         by_name = guess_mime(file_name)
-        if by_name and media_type_of(by_name) != media_type_of(mime_type):
+        # markup (HTML, SVG, XML, scripts) only under its own type: a page.html is no text/plain
+        if by_name and (
+            media_type_of(by_name) != media_type_of(mime_type) or is_markup(by_name) != is_markup(mime_type)
+        ):
             raise ApiError(
                 400,
                 "MISMATCH_MIME_TYPE",
@@ -202,12 +208,15 @@ async def _check_parent(lib: Library, folder_id: str) -> None:
 
 
 def _upload_claims(
-    body: msg.GenerateFileUploadUrlRequest | msg.GenerateFileResumableUploadUrlRequest,
+    lib: Library, body: msg.GenerateFileUploadUrlRequest | msg.GenerateFileResumableUploadUrlRequest
 ) -> dict[str, Any]:
+    """What the link is minted for, kept server-side; ``cap``: the most bytes it may bring, declared or not."""
+    cap = lib.settings.library_max_file_bytes
     return {
         "mime": body.mime_type,
         "name": body.file_name,
         "size": body.size_in_bytes,
+        "cap": min(cap, body.size_in_bytes) if body.size_in_bytes is not None else cap,
         "parent": body.parent_folder_id or m.MEDIA_ROOT_ID,
         "private": bool(body.private),
         "labels": body.labels or [],
@@ -231,7 +240,7 @@ async def generate_upload_url(request: Request) -> Response:
     lib = library(request)
     body = await read_json(request, msg.GenerateFileUploadUrlRequest)
     _check_upload_request(lib, body.mime_type, body.file_name, body.size_in_bytes)
-    claims = _upload_claims(body)
+    claims = _upload_claims(lib, body)
     await _check_parent(lib, claims["parent"])
     ttl = lib.settings.library_upload_link_minutes * 60
     token = await _mint_upload_token(lib, AUD_UPLOAD, claims, ttl)
@@ -242,7 +251,7 @@ async def generate_resumable_upload_url(request: Request) -> Response:
     lib = library(request)
     body = await read_json(request, msg.GenerateFileResumableUploadUrlRequest)
     _check_upload_request(lib, body.mime_type, body.file_name, body.size_in_bytes)
-    claims = _upload_claims(body)
+    claims = _upload_claims(lib, body)
     await _check_parent(lib, claims["parent"])
     ttl = lib.settings.library_resumable_link_minutes * 60
     token = await _mint_upload_token(lib, AUD_RESUMABLE, claims, ttl)
@@ -282,7 +291,10 @@ async def _files_page(request: Request, query: listing.Query, paging: m.CursorPa
     if paging and paging.cursor:
         query, after = listing.decode_cursor(paging.cursor, "files")
     page = listing.page_of(query, paging, after)
-    rows = await in_thread(lib.catalog.list_files, page)
+    try:
+        rows = await in_search_thread(lib.catalog.list_files, page, lib.settings.library_search_budget_seconds)
+    except SearchRefused as exc:
+        raise listing.refused(exc) from exc
     base = base_url(request)
     files = [lib.render_file(r, base) for r in rows[: page.limit]]
     return respond(msg.FilesPage(files=files, next_cursor=listing.next_cursor(query, rows, page.limit)))

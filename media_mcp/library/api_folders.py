@@ -11,8 +11,8 @@ from starlette.routing import Route
 
 from media_mcp.library import listing
 from media_mcp.library.api_files import ZIP_MAX_FILES, catalog_error, mint_archive
-from media_mcp.library.catalog import CatalogError
-from media_mcp.library.db import in_thread
+from media_mcp.library.catalog import CatalogError, SearchRefused
+from media_mcp.library.db import in_search_thread, in_thread
 from media_mcp.library.errors import ApiError, not_found
 from media_mcp.library.records import ArchiveRecord
 from media_mcp.library.web import library, read_json, read_query, respond
@@ -119,7 +119,10 @@ async def _folders_page(request: Request, query: listing.Query, paging: m.Cursor
     if paging and paging.cursor:
         query, after = listing.decode_cursor(paging.cursor, "folders")
     page = listing.page_of(query, paging, after)
-    rows = await in_thread(lib.catalog.list_folders, page)
+    try:
+        rows = await in_search_thread(lib.catalog.list_folders, page, lib.settings.library_search_budget_seconds)
+    except SearchRefused as exc:
+        raise listing.refused(exc) from exc
     folders = [lib.render_folder(r) for r in rows[: page.limit]]
     return respond(msg.FoldersPage(folders=folders, next_cursor=listing.next_cursor(query, rows, page.limit)))
 

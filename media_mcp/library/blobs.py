@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from media_mcp.library.datadir import fsync_dir
+from media_mcp.library.datadir import OWNER_DIR, OWNER_FILE, fsync_dir
 
 BLOCK = 1024 * 1024
 """Bytes handed to a worker thread at a time. An upload passes the network's chunks on as a list, not joined: a
@@ -98,6 +98,11 @@ async def _hash(digest: hashlib._Hash, blocks: MemoryObjectReceiveStream[Chunks]
             await anyio.to_thread.run_sync(_update, digest, block)
 
 
+def create_private(path: Path) -> IO[bytes]:
+    """A new file, owner-only from its first moment (not made so afterwards), open for writing."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_FILE), "wb")
+
+
 def _fsync_close(fh: IO[bytes]) -> None:
     fh.flush()
     os.fsync(fh.fileno())
@@ -144,7 +149,7 @@ class BlobStore:
         thread, overlapping one another and the network: md5 alone is slower than the disk.
         """
         path = self.incoming / secrets.token_hex(16)
-        fh = open(path, "xb")  # noqa: SIM115 - closed by _fsync_close or on error
+        fh = create_private(path)  # closed by _fsync_close or on error
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         head = b""
@@ -220,7 +225,7 @@ class BlobStore:
         """The blob's path, creating its ``blobs/xx/`` directory durably the first time."""
         target = self.path_of(key)
         try:
-            target.parent.mkdir(mode=0o700)
+            target.parent.mkdir(mode=OWNER_DIR)
         except FileExistsError:
             pass
         else:
@@ -246,9 +251,10 @@ class BlobStore:
         try:
             os.link(received.path, target)
         except OSError:  # no hard links on this file system: copy instead
-            shutil.copyfile(received.path, target)
-            with open(target, "rb") as fh:
-                os.fsync(fh.fileno())
+            with open(received.path, "rb") as source, create_private(target) as copy:
+                shutil.copyfileobj(source, copy, BLOCK)
+                copy.flush()
+                os.fsync(copy.fileno())
         fsync_dir(target.parent)
         return key
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -122,6 +123,94 @@ class FolderRow:
         return cls(**{k: row[k] for k in row.keys() if k != "sort_name"})  # noqa: SIM118 - sqlite3.Row
 
 
+MAX_SEARCH_CHARS = 200
+"""The longest search text: as long as Wix's search field takes (a cursor carries the search it was issued for)."""
+MAX_SEARCH_WORDS = 16
+"""The most words a search may require, once repeats and words inside longer ones are dropped (they add nothing)."""
+SEARCH_LIMITS = (
+    f"a search may have at most {MAX_SEARCH_CHARS} characters and {MAX_SEARCH_WORDS} different words "
+    "(a repeated word, or one inside a longer word, counts once)"
+)
+
+
+class SearchRefused(Exception):
+    """A search the library will not run (``code``, and a message that says why and what to do instead)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def search_words(text: str, fold: Callable[[str], str] = str.lower) -> list[str]:
+    """The words a search requires, folded with ``fold``, longest first; control characters (NUL breaks FTS5
+    queries) count as spaces, and a word repeated or inside a longer one is dropped (the longer one requires it).
+
+    Raises `SearchRefused` for a search over `SEARCH_LIMITS`, before any work.
+    """
+    if len(text) > MAX_SEARCH_CHARS:
+        raise SearchRefused("SEARCH_TOO_LONG", f"the search has {len(text)} characters; {SEARCH_LIMITS}")
+    words = fold("".join(" " if unicodedata.category(c) == "Cc" else c for c in text)).split()
+    kept: list[str] = []
+    for word in sorted(set(words), key=lambda w: (-len(w), w)):
+        if not any(word in longer for longer in kept):
+            kept.append(word)
+    if len(kept) > MAX_SEARCH_WORDS:
+        raise SearchRefused(
+            "SEARCH_TOO_COMPLEX",
+            f"the search has {len(kept)} different words; {SEARCH_LIMITS}. Leave some out, or narrow the search"
+            " with filters (mediaTypes, private, rootFolder)",
+        )
+    return kept
+
+
+SHORT_WORD_SQL = "body LIKE ? ESCAPE '\\'"
+
+
+def _contains(word: str) -> str:
+    """The LIKE pattern for text that contains ``word`` (its ``%``, ``_`` and ``\\`` are plain characters)."""
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass(frozen=True)
+class TextSearch:
+    """The words a file search requires, in name, MIME type or labels (`_search_text`), case-insensitively.
+
+    Words of three characters or more are found through the trigram index (``match``, an FTS5 query). Shorter
+    ones cannot be: LIKE looks for them in the indexed text row by row (``short``), so they never match JSON
+    punctuation or cross fields.
+    """
+
+    match: str | None
+    short: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str) -> TextSearch | None:
+        """The search for ``text``; None if it has no words. Raises `SearchRefused` (see `search_words`)."""
+        words = search_words(text)
+        if not words:
+            return None
+        match = " ".join('"' + w.replace('"', '""') + '"' for w in words if len(w) >= 3)
+        return cls(match or None, tuple(w for w in words if len(w) < 3))
+
+    def matches(self) -> tuple[str, list[Any]]:
+        """A SELECT of the rowids of every file that matches."""
+        clauses = (["files_text MATCH ?"] if self.match else []) + [SHORT_WORD_SQL] * len(self.short)
+        params = ([self.match] if self.match else []) + [_contains(w) for w in self.short]
+        return f"SELECT rowid FROM files_text WHERE {' AND '.join(clauses)}", params
+
+    def clause(self) -> tuple[str, list[Any]]:
+        """The condition on ``files`` rows for a search that matches many.
+
+        With indexed words the matches are found once; with short words only, each row is read as the sorted
+        walk reaches it, so a common word stops as soon as the page is full.
+        """
+        if self.match is not None:
+            sql, params = self.matches()
+            return f"seq IN ({sql})", params
+        checks = " AND ".join([SHORT_WORD_SQL] * len(self.short))
+        return f"(SELECT {checks} FROM files_text WHERE rowid = seq)", [_contains(w) for w in self.short]
+
+
 @dataclass(frozen=True)
 class Page:
     """What a listing asks for: filters, one sort, and where the previous page stopped."""
@@ -132,10 +221,9 @@ class Page:
     descending: bool
     limit: int
     after: tuple[Any, Any] | None = None
-    text_match: str | None = None  # the full-text query inside ``where``, if any
+    text: TextSearch | None = None  # the words a file search requires, besides ``where``
 
 
-MATCH_SQL = "seq IN (SELECT rowid FROM files_text WHERE files_text MATCH ?)"
 LISTED_SQL = "seq IN (SELECT value FROM json_each(?))"
 FEW_MATCHES = 2000
 """Up to this many text matches, a search reads its matches first and sorts them; above, it walks the sorted index."""
@@ -146,35 +234,19 @@ def _search_text(display_name: str, mime_type: str, labels: Iterable[str]) -> st
     return "\n".join([display_name, mime_type, *labels]).lower()
 
 
-def search_words(text: str) -> list[str]:
-    """The words of a search, lower-cased; control characters (NUL breaks FTS5 queries) count as spaces."""
-    return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text).lower().split()
-
-
-def text_match(text: str) -> str | None:
-    """The FTS5 query for the words long enough for the trigram index (each quoted, all required)."""
-    long_words = [w for w in search_words(text) if len(w) >= 3]
-    return " ".join('"' + w.replace('"', '""') + '"' for w in long_words) if long_words else None
-
-
-def search_clause(text: str) -> tuple[str, list[Any]]:
-    """SQL matching every word of ``text`` anywhere in name, MIME type or labels (case-insensitive).
-
-    Words of three characters or more use the trigram index; shorter ones fall back to LIKE over the
-    same text the index holds (`_search_text`), so they never match JSON punctuation or cross fields.
-    """
-    clauses: list[str] = []
-    params: list[Any] = []
-    words = search_words(text)
-    match = text_match(text)
-    if match is not None:
-        clauses.append(MATCH_SQL)
-        params.append(match)
-    for word in (w for w in words if len(w) < 3):
-        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append("lower((SELECT body FROM files_text WHERE rowid = seq)) LIKE ? ESCAPE '\\'")
-        params.append(f"%{escaped}%")
-    return " AND ".join(clauses) or "1", params
+def _refusal(exc: sqlite3.OperationalError, budget: float | None) -> SearchRefused | None:
+    """The refusal a listing that SQLite stopped deserves: over its time budget, or too large to run at all."""
+    reason = str(exc)
+    if reason == "interrupted":
+        spent = f"its {budget:g} s budget" if budget is not None else "its time budget"
+        return SearchRefused(
+            "SEARCH_TOO_BROAD",
+            f"the search was stopped after {spent}: it is too broad for this library. Add words of three or more"
+            " characters, or narrow it with filters (mediaTypes, private, rootFolder)",
+        )
+    if "too large" in reason or "too complex" in reason or "too many" in reason:
+        return SearchRefused("SEARCH_TOO_COMPLEX", f"the search is too complex to run ({reason}); {SEARCH_LIMITS}")
+    return None
 
 
 class Catalog:
@@ -370,23 +442,27 @@ class Catalog:
             conn.execute("DELETE FROM files WHERE seq = ?", (row["seq"],))
         return [r["blob"] for r in rows if r["blob"]]
 
-    def list_files(self, page: Page) -> list[FileRow]:
-        with self.db.read() as conn:
-            narrow = False
-            if page.text_match is not None:
-                found = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT rowid FROM files_text WHERE files_text MATCH ? LIMIT ?",
-                        (page.text_match, FEW_MATCHES + 1),
-                    )
-                ]
-                if len(found) <= FEW_MATCHES:  # match once, then look the few rows up by rowid
-                    narrow = True
-                    at = page.params.index(page.text_match)
-                    params = (*page.params[:at], json.dumps(found), *page.params[at + 1 :])
-                    page = replace(page, where=page.where.replace(MATCH_SQL, LISTED_SQL, 1), params=params)
-            return FileRow.all_from(conn.execute(*_page_sql("files", page, narrow=narrow)))
+    @contextmanager
+    def _listing(self, budget: float | None) -> Iterator[sqlite3.Connection]:
+        """A read for a listing that may run at most ``budget`` seconds; raises `SearchRefused` past it."""
+        try:
+            with self.db.read_within(budget) as conn:
+                yield conn
+        except sqlite3.OperationalError as exc:
+            if (refusal := _refusal(exc, budget)) is None:
+                raise
+            raise refusal from exc
+
+    def list_files(self, page: Page, budget: float | None = None) -> list[FileRow]:
+        """A page of files; ``budget``: seconds it may take (see `Database.read`), else `SearchRefused`."""
+        with self._listing(budget) as conn:
+            found = None
+            if page.text is not None:
+                sql, params = page.text.matches()
+                found = [r[0] for r in conn.execute(f"{sql} LIMIT ?", (*params, FEW_MATCHES + 1))]
+                if len(found) > FEW_MATCHES:
+                    found = None
+            return FileRow.all_from(conn.execute(*_page_sql("files", page, found=found)))
 
     def folder_files(self, folder_id: str, cap: int) -> list[FileRow]:
         """Every public file under a folder, at any depth, in a stable order, at most ``cap + 1`` (for zips).
@@ -533,24 +609,31 @@ class Catalog:
                 conn.execute(f"DELETE FROM folders WHERE id IN ({marks})", tuple(ids))
         return blobs
 
-    def list_folders(self, page: Page) -> list[FolderRow]:
-        with self.db.read() as conn:
+    def list_folders(self, page: Page, budget: float | None = None) -> list[FolderRow]:
+        """A page of folders; ``budget`` as for `list_files`."""
+        with self._listing(budget) as conn:
             return [FolderRow.from_row(r) for r in conn.execute(*_page_sql("folders", page))]
 
 
-def _page_sql(table: str, page: Page, *, narrow: bool = False) -> tuple[str, tuple[Any, ...]]:
+def _page_sql(table: str, page: Page, *, found: list[int] | None = None) -> tuple[str, tuple[Any, ...]]:
     """Keyset paging: rows after ``page.after`` in (sort column, id) order.
 
-    ``narrow``: few rows match the text, so fetch them by rowid and sort them, rather than walking a
-    sorted index through every row of the scope (``NOT INDEXED`` still allows the rowid lookups).
+    ``found``: the few rows that match the text (see `Catalog.list_files`): fetch them by rowid and sort them,
+    rather than walking a sorted index through every row of the scope (``NOT INDEXED`` still allows the rowid
+    lookups).
     """
     where, params = page.where, page.params
+    if found is not None:
+        where, params = f"({where}) AND {LISTED_SQL}", (*params, json.dumps(found))
+    elif page.text is not None:
+        clause, extra = page.text.clause()
+        where, params = f"({where}) AND {clause}", (*params, *extra)
     op = "<" if page.descending else ">"
     if page.after is not None:
         col = page.sort_column
         where = f"({where}) AND ({col} {op} ? OR ({col} = ? AND id {op} ?))"
         params = (*params, page.after[0], page.after[0], page.after[1])
     direction = "DESC" if page.descending else "ASC"
-    source = f"{table} NOT INDEXED" if narrow else table
+    source = f"{table} NOT INDEXED" if found is not None else table
     sql = f"SELECT * FROM {source} WHERE {where} ORDER BY {page.sort_column} {direction}, id {direction} LIMIT ?"
     return sql, (*params, page.limit + 1)

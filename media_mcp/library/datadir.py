@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -12,6 +15,46 @@ API_KEY_FILE = "api_key"
 SIGNING_KEY_FILE = "signing_key"
 PROOF_KEY_FILE = "proof_key"
 MEMBERS_FILE = "members.lock"
+OWNER_FILE = 0o600
+OWNER_DIR = 0o700
+"""Every file and directory the library keeps in its data directory is its owner's only."""
+OWNER_ONLY_MARK = "blobs.owner-only"
+"""Its time: when every blob was last made owner-only. Only blob shards changed since are looked through again at
+start-up (this version creates blobs owner-only; an older one sharing the directory changes the shard it adds to),
+so a start does not stat 100k blobs (about a second)."""
+MARK_SLACK = 60.0
+"""Seconds before the mark's time from which a changed shard is looked through again (clocks and file systems)."""
+
+log = logging.getLogger("media_mcp.library")
+
+
+def restrict(path: str, mode: int) -> None:
+    """Give ``path`` exactly ``mode`` (owner-only) if it has another; a symbolic link is left alone, never followed."""
+    try:
+        found = os.stat(path, follow_symlinks=False).st_mode
+        if not stat.S_ISLNK(found) and stat.S_IMODE(found) != mode:
+            os.chmod(path, mode)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # not ours to change (another owner): say so, and carry on
+        log.warning("cannot make %s owner-only: %s", path, exc)
+
+
+def restrict_tree(root: str) -> None:
+    """Make a directory and all under it owner-only; symbolic links are left alone (never followed)."""
+    restrict(root, OWNER_DIR)
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                restrict_tree(entry.path)
+            else:
+                restrict(entry.path, OWNER_FILE)
+        except OSError:  # removed meanwhile (another process's upload finishing)
+            continue
 
 
 def fsync_dir(path: Path) -> None:
@@ -81,9 +124,48 @@ class DataDir:
         return self.root / API_KEY_FILE
 
     def prepare(self) -> None:
+        """Create the layout owner-only, and make owner-only what is already there (older versions left 0644)."""
         for path in (self.root, self.blobs, self.incoming, self.resumable):
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
+            path.mkdir(mode=OWNER_DIR, parents=True, exist_ok=True)
+        os.chmod(self.root, OWNER_DIR)
+        # SQLite gives its -wal and -shm files the database's mode: so the database is created owner-only first
+        os.close(os.open(self.database, os.O_RDWR | os.O_CREAT, OWNER_FILE))
+        self.restrict()
+
+    def restrict(self) -> None:
+        """Make every file and directory of the library here owner-only: database (and its -wal, -shm), keys, lock,
+        blobs, uploads in flight. Other things a person may keep in the directory are not touched."""
+        own = {API_KEY_FILE, SIGNING_KEY_FILE, PROOF_KEY_FILE, MEMBERS_FILE, OWNER_ONLY_MARK}
+        trees = {self.incoming.name, self.resumable.name}
+        for entry in os.scandir(self.root):
+            name = entry.name
+            if name in trees and entry.is_dir(follow_symlinks=False):
+                restrict_tree(entry.path)
+            elif name in own or name.startswith(self.database.name) or (name.startswith(".") and name.endswith(".tmp")):
+                restrict(entry.path, OWNER_FILE)
+        self._restrict_blobs()
+
+    def _restrict_blobs(self) -> None:
+        """Make the blobs owner-only: every one the first time, then those in shards changed since the last time."""
+        mark = self.root / OWNER_ONLY_MARK
+        try:
+            since: float | None = mark.stat().st_mtime - MARK_SLACK
+        except FileNotFoundError:
+            since = None
+        started = time.time()
+        restrict(str(self.blobs), OWNER_DIR)
+        for shard in os.scandir(self.blobs):
+            try:
+                if not shard.is_dir(follow_symlinks=False):
+                    restrict(shard.path, OWNER_FILE)
+                elif since is None or shard.stat(follow_symlinks=False).st_mtime >= since:
+                    restrict_tree(shard.path)
+                else:
+                    restrict(shard.path, OWNER_DIR)
+            except OSError:  # removed meanwhile
+                continue
+        os.close(os.open(mark, os.O_WRONLY | os.O_CREAT, OWNER_FILE))
+        os.utime(mark, (started, started))  # only once all went through: a start cut short looks again
 
     def secret(self, name: str, make: bytes) -> bytes:
         """Read an owner-only secret file, creating it with ``make`` on first use.
@@ -102,7 +184,7 @@ class DataDir:
         if current:
             return current
         tmp = self.root / f".{name}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_FILE)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(make)
@@ -138,7 +220,8 @@ class DataDir:
         Where there are no advisory locks (Windows) a process never counts as alone, so it never removes what may
         be another's work in flight.
         """
-        handle = open(self.root / MEMBERS_FILE, "a+b")  # noqa: SIM115 - the handle is the lock
+        fd = os.open(self.root / MEMBERS_FILE, os.O_RDWR | os.O_CREAT | os.O_APPEND, OWNER_FILE)
+        handle = os.fdopen(fd, "a+b")  # the handle is the lock
         try:
             import fcntl
         except ImportError:

@@ -1,11 +1,12 @@
-"""The SQLite database: one connection in WAL mode, used under a lock from a few worker threads."""
+"""The SQLite database in WAL mode: one writer connection under a lock, and read-only connections for reads."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -106,13 +107,24 @@ CREATE TABLE IF NOT EXISTS archives (
 """
 
 
+PROGRESS_STEPS = 10_000
+"""SQLite virtual machine steps between two looks at a read's time budget (well under a millisecond of work)."""
+IDLE_READERS = 8
+"""Read connections kept open between reads; one read holds one, so about as many as reads run at once."""
+
+
 class Database:
-    """Owns the connection; every statement runs inside `tx` under one lock."""
+    """Owns the connections: writes run inside `tx` on one connection under one lock; reads (`read`) each on a
+    read-only connection of their own, so a long read holds up neither the writer nor other reads (WAL)."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
+        self._closed = False
         with self._lock:
             # first: other processes may hold the database (switching to WAL, creating the schema) at this moment
             self._conn.execute("PRAGMA busy_timeout=5000")
@@ -133,12 +145,62 @@ class Database:
                 raise
             self._conn.execute("COMMIT")
 
+    def read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One read transaction (a consistent snapshot) on a read-only connection no other read uses meanwhile."""
+        return self.read_within(None)
+
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self._conn
+    def read_within(self, budget: float | None) -> Iterator[sqlite3.Connection]:
+        """`read`, whose statements may run ``budget`` seconds in all; past it SQLite stops the running statement,
+        which raises `sqlite3.OperationalError` ("interrupted")."""
+        conn = self._reader()
+        try:
+            if budget is not None:
+                deadline = time.perf_counter() + budget
+                conn.set_progress_handler(lambda: time.perf_counter() >= deadline, PROGRESS_STEPS)
+            conn.execute("BEGIN")
+            yield conn
+        finally:
+            self._release(conn)
+
+    def _reader(self) -> sqlite3.Connection:
+        with self._idle_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if self._idle:
+                return self._idle.pop()  # the most recently used: its page cache is warm
+        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA query_only=ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        """End the read and keep the connection for the next one (or close it, if it is broken or not needed)."""
+        try:
+            conn.set_progress_handler(None, 0)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            conn.close()
+            return
+        with self._idle_lock:
+            if not self._closed and len(self._idle) < IDLE_READERS:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def close(self) -> None:
+        """Close the connections; a read still running closes its connection when it ends."""
+        with self._idle_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
         with self._lock:
             self._conn.close()
 
@@ -146,25 +208,38 @@ class Database:
 STORE_THREADS = 4
 """Worker threads store calls may occupy at once, per event loop.
 
-Store calls take turns on one connection's lock: one works while a few wait next in line, ready the moment it is
-free. More threads would only wait on the lock, out of reach of cancellation, each holding a stack and its own
+Writes take turns on the writer's lock and reads each take a connection of their own: a few threads keep the store
+busy. More threads would mostly wait on the lock, out of reach of cancellation, each holding a stack and its own
 allocator caches: with anyio's default of 40, 50 busy MCP sessions kept 40 threads and 5 MiB more memory, growing
 for longer. A call past the limit waits on the event loop instead, where a cancelled caller simply leaves the queue.
 Only store calls belong here: file work (probing, hashing, copying) uses anyio's own pool, so a slow file cannot
 hold up the store.
 """
+SEARCH_THREADS = 4
+"""Worker threads listings and searches may occupy at once, per event loop, apart from `STORE_THREADS`.
+
+A search may run up to its time budget: however many run at once, they wait for each other here and never take
+the threads that gets, updates and uploads need.
+"""
 _store_threads: RunVar[anyio.CapacityLimiter] = RunVar("media_mcp_store_threads")
+_search_threads: RunVar[anyio.CapacityLimiter] = RunVar("media_mcp_search_threads")
 
 
-def _store_limiter() -> anyio.CapacityLimiter:
+def _limiter(slot: RunVar[anyio.CapacityLimiter], size: int) -> anyio.CapacityLimiter:
     try:
-        return _store_threads.get()
+        return slot.get()
     except LookupError:
-        limiter = anyio.CapacityLimiter(STORE_THREADS)
-        _store_threads.set(limiter)
+        limiter = anyio.CapacityLimiter(size)
+        slot.set(limiter)
         return limiter
 
 
 async def in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a blocking store call off the event loop (at most `STORE_THREADS` at once)."""
-    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=_store_limiter())
+    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=_limiter(_store_threads, STORE_THREADS))
+
+
+async def in_search_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a listing or search off the event loop (at most `SEARCH_THREADS` at once, beside the store calls)."""
+    limiter = _limiter(_search_threads, SEARCH_THREADS)
+    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=limiter)

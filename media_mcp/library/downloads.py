@@ -11,6 +11,7 @@ import unicodedata
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from media_mcp.library.catalog import FileRow
+from media_mcp.library.datadir import OWNER_FILE
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError
 from media_mcp.library.service import Library, parse_file_id
@@ -83,6 +85,27 @@ def safe_filename(name: str, fallback: str = "file") -> str:
     return cleaned[:100] or fallback
 
 
+REDIRECT_MAX_CHARS = 2000
+_NOT_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+def redirect_allowed(url: str) -> bool:
+    """May an expired link send the browser to ``url``? Only an absolute http(s) URL with a host, nothing else.
+
+    Checked when the link is minted and again when it redirects (a token minted by an older version may carry
+    anything): a ``javascript:``, ``data:`` or ``file:`` target, or one a browser would read differently (spaces,
+    controls, backslashes), is never followed.
+    """
+    if len(url) > REDIRECT_MAX_CHARS or _NOT_IN_URL.search(url):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host)
+
+
 def _forbidden(message: str) -> ApiError:
     return ApiError(403, "FORBIDDEN", message)
 
@@ -101,7 +124,7 @@ async def download_media(request: Request) -> Response:
         claims = lib.signer.check(request.query_params.get("token", ""), AUD_DOWNLOAD)
     except TokenExpired as exc:
         redirect = exc.claims.get("red")
-        if isinstance(redirect, str) and redirect.startswith(("http://", "https://")):
+        if isinstance(redirect, str) and redirect_allowed(redirect):
             return RedirectResponse(redirect, status_code=302)
         raise _forbidden("this download link has expired") from exc
     except TokenInvalid as exc:
@@ -139,7 +162,11 @@ async def static_icon(request: Request) -> Response:
 
 
 def _build_zip(target: Path, entries: list[tuple[str, Path]]) -> None:
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_FILE)  # like all in the data directory
+    with (
+        os.fdopen(fd, "wb") as fh,
+        zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive,
+    ):
         for arcname, source in entries:
             archive.write(source, arcname)
 

@@ -24,7 +24,7 @@ from media_mcp.library.blobs import TooLarge
 from media_mcp.library.catalog import FileRow
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import invalid
-from media_mcp.library.probe import guess_mime, media_type_of, probe, valid_mime
+from media_mcp.library.probe import Probe, guess_mime, is_markup, media_type_of, probe, valid_mime
 from media_mcp.library.service import Library
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m
@@ -230,6 +230,14 @@ class ImportJob:
         remote = response.headers.get("content-type", "").split(";")[0].strip()
         declared = self.request.mime_type or (remote if valid_mime(remote) else "")
         found = await anyio.to_thread.run_sync(probe, received.path, received.head, declared, row.display_name)
+        # decided on the content, against what the import asked for (its mime type, else its name), as an upload
+        # is against what its link was minted for: markup is never stored under a type that is not markup
+        requested = self.request.mime_type or guess_mime(row.display_name) or "application/octet-stream"
+        if is_markup(found.mime_type):
+            if not is_markup(requested):
+                received.path.unlink(missing_ok=True)
+                raise ImportRefused(f"the content is {found.mime_type} (markup a browser may run), not {requested}")
+            found = Probe(media_type=media_type_of(requested), mime_type=requested)
         key = lib.blobs.commit(received)
         try:
             await in_thread(

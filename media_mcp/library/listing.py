@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from media_mcp.library.catalog import FileRow, FolderRow, Page, search_clause, text_match
+from media_mcp.library.catalog import FileRow, FolderRow, Page, SearchRefused, TextSearch, search_words
 from media_mcp.library.errors import ApiError, invalid
 from media_mcp.wix import models as m
 
@@ -18,6 +18,7 @@ _FILE_COLUMNS = {"displayName": "sort_name", "updatedDate": "updated", "sizeInBy
 _FOLDER_COLUMNS = {"displayName": "sort_name", "updatedDate": "updated"}
 _INT64_MAX = 2**63 - 1
 _MAX_SORT_TEXT = 4000  # a casefolded name (at most 1000 characters) and an id fit well within this
+_FILTERABLE_TYPES = frozenset(t.value for t in m.FILTERABLE_MEDIA_TYPES)
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,22 @@ class Query:
             descending=bool(raw["d"]),
             media_types=tuple(str(t) for t in raw["m"]),
             private=None if raw["p"] is None else bool(raw["p"]),
-            search=None if raw["q"] is None else str(raw["q"]),
+            search=None if raw["q"] is None else _text(raw["q"]),
         )
         columns = _FILE_COLUMNS if query.kind == "files" else _FOLDER_COLUMNS
         if query.sort_field not in columns or query.scope not in ("parent", "root", "deleted"):
             raise ValueError("unknown sort or scope")
+        if query.kind == "folders" and (query.media_types or query.private is not None):
+            raise ValueError("folders have no media type or privacy")
+        if not set(query.media_types) <= _FILTERABLE_TYPES:
+            raise ValueError("unknown media type")
         return query
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
 
 
 def sort_of(kind: str, sort: m.Sorting | None) -> tuple[str, bool]:
@@ -113,7 +124,20 @@ def decode_cursor(cursor: str, kind: str) -> tuple[Query, tuple[Any, str]]:
             raise ValueError("the cursor's sort value does not fit its sort field")
     except (ValueError, KeyError, TypeError, RecursionError, binascii.Error, UnicodeDecodeError) as exc:
         raise invalid("paging.cursor", "the cursor is not one this listing issued", rule="FORMAT") from exc
+    if query.search is not None:
+        try:
+            search_words(query.search)
+        except SearchRefused as exc:
+            raise refused(exc, "paging.cursor", "the cursor is not one this listing issued: ") from exc
     return query, (value, last_id)
+
+
+def refused(exc: SearchRefused, field: str | None = None, prefix: str = "") -> ApiError:
+    """The 400 for a search the library will not run: a field's violation if it is over the limits up front."""
+    if field is None:
+        return ApiError(400, exc.code, f"{prefix}{exc}")
+    rule = "MAX_LENGTH" if exc.code == "SEARCH_TOO_LONG" else "MAX_SIZE"
+    return invalid(field, f"{prefix}{exc}", rule=rule, code=exc.code)
 
 
 def _where(query: Query) -> tuple[str, list[Any]]:
@@ -140,27 +164,20 @@ def _where(query: Query) -> tuple[str, list[Any]]:
     if query.private is not None:
         clauses.append("private = ?")
         params.append(int(query.private))
-    if query.search and query.search.strip():
-        if query.kind == "files":
-            clause, extra = search_clause(query.search)
-        else:
-            clause, extra = _folder_search(query.search)
-        clauses.append(clause)
-        params += extra
+    if query.kind == "folders" and query.search:
+        words = search_words(query.search, str.casefold)  # as `sort_name` holds the name
+        clauses += ["instr(sort_name, ?) > 0"] * len(words)
+        params += words
     return " AND ".join(clauses), params
 
 
-def _folder_search(text: str) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    for word in text.split():
-        escaped = word.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append("sort_name LIKE ? ESCAPE '\\'")
-        params.append(f"%{escaped}%")
-    return " AND ".join(clauses) or "1", params
-
-
 def page_of(query: Query, paging: m.CursorPaging | None, after: tuple[Any, str] | None) -> Page:
-    where, params = _where(query)
+    """The page to read; a search over the limits is refused here (400), before any work."""
+    try:
+        where, params = _where(query)
+        text = TextSearch.of(query.search) if query.kind == "files" and query.search else None
+    except SearchRefused as exc:
+        raise refused(exc, "search") from exc
     columns = _FILE_COLUMNS if query.kind == "files" else _FOLDER_COLUMNS
     limit = paging.limit if paging and paging.limit else DEFAULT_LIMIT
     return Page(
@@ -170,7 +187,7 @@ def page_of(query: Query, paging: m.CursorPaging | None, after: tuple[Any, str] 
         descending=query.descending,
         limit=limit,
         after=after,
-        text_match=text_match(query.search) if query.kind == "files" and query.search else None,
+        text=text,
     )
 
 

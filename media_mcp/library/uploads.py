@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import mimetypes
 import os
 import re
 import secrets
@@ -27,7 +28,7 @@ from media_mcp.library.catalog import CatalogError, FileRow
 from media_mcp.library.datadir import fsync_dir
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError
-from media_mcp.library.probe import probe
+from media_mcp.library.probe import Probe, guess_mime, is_markup, media_type_of, probe
 from media_mcp.library.records import Records, Resumable
 from media_mcp.library.service import Library
 from media_mcp.library.tokens import AUD_RESUMABLE, AUD_UPLOAD, TokenExpired, TokenInvalid
@@ -42,7 +43,62 @@ _UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _NUMBER_RE = re.compile(r"[0-9]{1,19}")
 MAX_ACTIVE_PER_TOKEN = 4
 """Unfinished resumable uploads one token may have; creating one more answers 429 (DELETE one, or finish)."""
+OCTET_STREAM = "application/octet-stream"
 _busy: set[str] = set()
+
+
+class Refused(ApiError):
+    """The received bytes are not what the link allows: they are discarded, and the link stays unspent."""
+
+
+def minted_type(req: dict[str, Any]) -> str:
+    """The type an upload link was minted for: its ``mimeType``.
+
+    For ``application/octet-stream``, the type the name given when minting suggests, unless that is markup: markup
+    is stored only for a link minted for it by its type. A name sent later (``?filename=``, tus metadata) never
+    counts: it sets the display name only.
+    """
+    mime = str(req["mime"]).strip().lower()
+    if mime != OCTET_STREAM:
+        return mime
+    named = guess_mime(str(req.get("name") or ""))
+    return named if named and not is_markup(named) else OCTET_STREAM
+
+
+def byte_cap(lib: Library, req: dict[str, Any]) -> int:
+    """The most bytes a link may bring: the cap it was minted with (and its declared size), within this library's."""
+    cap = lib.settings.library_max_file_bytes
+    for bound in (req.get("cap"), req.get("size")):
+        if bound is not None:
+            cap = min(cap, int(bound))
+    return cap
+
+
+def admit(found: Probe, minted: str) -> Probe:
+    """What a received file is stored as, decided on its content and what its link was minted for.
+
+    Content that is markup (SVG, HTML, any XML, other active content) is refused unless the link was minted for a
+    markup type, and then stored as that type, never as the sniffed one.
+    """
+    if not is_markup(found.mime_type):
+        return found
+    if not is_markup(minted):
+        raise Refused(
+            400,
+            "MISMATCH_MIME_TYPE",
+            f"the content is {found.mime_type} (markup a browser may run), but this link was minted for {minted}: "
+            "send a file of that type",
+            data={"mimeType": minted, "contentType": found.mime_type},
+        )
+    return found if found.mime_type == minted else Probe(media_type=media_type_of(minted), mime_type=minted)
+
+
+def _id_name(name: str, mime: str) -> str:
+    """The name a file's id takes its extension from: never one that names markup the file is not stored as."""
+    named = guess_mime(name)
+    if named is None or named == mime or not is_markup(named):
+        return name
+    return "file" + (mimetypes.guess_extension(mime) or "")
 
 
 def _number(header: str) -> int | None:
@@ -74,14 +130,18 @@ async def _claim(lib: Library, claims: dict[str, Any]) -> str:
     return jti
 
 
-async def _store(lib: Library, request: Request, received: Received, req: dict[str, Any], jti: str) -> Response:
+async def _store(
+    lib: Library, request: Request, received: Received, req: dict[str, Any], jti: str, sent_name: str | None = None
+) -> Response:
     """Make a received file visible: probe it, link its bytes in place, commit its row, then drop the source.
 
     The source (``incoming/`` file or tus ``.part``) goes only once the row has committed, so a crash
     at any point leaves either the file or everything needed to finish it again. On a refusal the
-    received bytes stay where they are; the caller decides their fate.
+    received bytes stay where they are; the caller decides their fate (`Refused`: discard them).
+    The name (``?filename=``, the minted ``fileName``, else ``sent_name``) is the display name only: the type
+    comes from what the link was minted for and from the content.
     """
-    name = (request.query_params.get("filename") or req.get("name") or "").strip()
+    name = (request.query_params.get("filename") or req.get("name") or sent_name or "").strip()
     if not name:
         raise ApiError(400, "MISSING_FILENAME", "give the file name: ?filename=<name.ext> or fileName when minting")
     if received.size == 0:
@@ -89,12 +149,17 @@ async def _store(lib: Library, request: Request, received: Received, req: dict[s
     declared = req.get("size")
     if declared is not None and int(declared) != received.size:
         raise ApiError(400, "SIZE_MISMATCH", f"received {received.size} bytes, the link was minted for {declared}")
+    cap = byte_cap(lib, req)
+    if received.size > cap:
+        raise Refused(400, "FILE_SIZE_OVER_LIMIT", f"received {received.size} bytes, this link takes at most {cap}")
     name = name[:255]
-    # not a store call: off the store's few threads (a crafted image can take a while to measure)
-    found = await anyio.to_thread.run_sync(probe, received.path, received.head, str(req["mime"]), name)
+    minted = minted_type(req)
+    # not a store call: off the store's few threads (a crafted image can take a while to measure); no name given,
+    # so the type comes from the content, else from what the link was minted for
+    found = admit(await anyio.to_thread.run_sync(probe, received.path, received.head, minted, ""), minted)
     now = lib.clock()
     row = FileRow(
-        id=lib.new_file_id(found.media_type, name),
+        id=lib.new_file_id(found.media_type, _id_name(name, found.mime_type)),
         display_name=name,
         parent_id=str(req["parent"]),
         root="media",
@@ -145,13 +210,15 @@ async def put_upload(request: Request) -> Response:
     req = await _upload_request(lib, claims)
     if req is None:
         raise ApiError(403, "INVALID_UPLOAD_TOKEN", "this upload link is not valid")
+    limit = byte_cap(lib, req)  # declared or not, no byte past it is taken
+    length = _number(request.headers.get("content-length", ""))
+    if length is not None and length > limit:
+        raise ApiError(400, "FILE_SIZE_OVER_LIMIT", f"the upload is larger than allowed: more than {limit} bytes")
     jti = await _claim(lib, claims)
     received: Received | None = None
     try:
-        limit = lib.settings.library_max_file_bytes
-        declared = req.get("size")
         try:
-            received = await lib.blobs.receive(_body(request), int(declared) if declared else limit)
+            received = await lib.blobs.receive(_body(request), limit)
         except TooLarge as exc:
             raise ApiError(400, "FILE_SIZE_OVER_LIMIT", f"the upload is larger than allowed: {exc}") from exc
         except ClientDisconnect as exc:
@@ -241,6 +308,8 @@ async def tus_create(request: Request) -> Response:
     declared = req.get("size")
     if declared is not None and int(declared) != length:
         return _tus_error(400, f"Upload-Length {length} differs from the {declared} bytes the token was minted for")
+    if length > (cap := byte_cap(lib, req)):
+        return _tus_error(413, f"Upload-Length is over the limit of {cap} bytes this token was minted with")
     now = lib.clock()
     await _sweep_expired(lib, now)
     upload_id = secrets.token_hex(16)
@@ -384,12 +453,15 @@ async def tus_finish(request: Request) -> Response:
         leftovers = [i for i in await in_thread(lib.records.for_token, jti) if i != record.id]
         _busy.add(record.id)
         try:
-            if not request.query_params.get("filename") and record.filename and not req.get("name"):
-                req["name"] = record.filename
             running = lib.running.pop(record.id, None)
             known = running if running is not None and running.offset == record.length else None
             received = await lib.blobs.receive_file(lib.part_path(record.id), known)
-            response = await _store(lib, request, received, req, jti)
+            try:
+                response = await _store(lib, request, received, req, jti, record.filename)
+            except Refused:  # the bytes go; the token stays unspent, for a new transfer of a correct file
+                await in_thread(lib.records.drop_resumable, [record.id])
+                lib.part_path(record.id).unlink(missing_ok=True)
+                raise
         finally:
             _busy.discard(record.id)
         for leftover in leftovers:

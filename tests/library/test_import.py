@@ -583,3 +583,25 @@ async def test_search_finds_an_import_by_its_detected_type(tmp_path: Path, clock
                 found = await api.ok("POST", "/files/search", json={"search": text})
                 assert [f["id"] for f in found["files"]] == [started["id"]], text
             assert (await api.ok("POST", "/files/search", json={"search": "octet"}))["files"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "remote_type", "name"),
+    [
+        (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "image/svg+xml", "pic.png"),
+        (b"\x0c\x0c  <html><script>alert(1)</script></html>", "text/html", "notes.txt"),
+        (b'<?xml version="1.0"?><x:y xmlns:x="urn:x"/>', "application/xml", "pic.png"),
+        (b"<!DOCTYPE html><p>hi</p>", "image/png", "no-extension"),
+    ],
+)
+async def test_an_import_whose_content_is_markup_fails_unless_markup_was_asked_for(
+    library: Library, body: bytes, remote_type: str, name: str
+) -> None:
+    def serve(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"Content-Type": remote_type})
+
+    async with asgi(library, httpx.MockTransport(serve), fake_resolver) as api:
+        started = await start_import(api, "http://public.example/file", displayName=name)
+        file = await get_file(api, started["id"])
+    assert file["operationStatus"] == "FAILED"
+    assert blob_files(library) == [] and list(library.data.incoming.iterdir()) == []
