@@ -4,7 +4,10 @@ Everything talks to a real ``media-mcp library`` subprocess on 127.0.0.1, the wa
 
 * transfers: a file of random bytes goes up through a minted upload URL and comes back through a minted
   download URL; ``cp`` of the same file on the same disk is the baseline (with and without an fsync of
-  the copy, since the library fsyncs every upload before answering);
+  the copy, since the library fsyncs every upload before answering); the upload's own baseline is the same PUT
+  into nginx (Debian's build, its dav module: ``dav_methods PUT``), started here on loopback with its config in
+  the work directory, then an fsync of the file it wrote (no nginx installed: that row is left out, and the
+  report says how to install it);
 * memory: the server's VmRSS before an upload and its VmHWM (peak) after it, the peak reset in between;
 * search: two catalogs (1k and 100k files by default) are seeded straight into the database with the
   library's own `Catalog.add_file` while no server runs, then ``files/search`` is timed over HTTP.
@@ -49,7 +52,7 @@ from media_mcp.library.service import Library
 from media_mcp.settings import LibrarySettings
 from media_mcp.wix import models as m
 
-HELP = "embedded library: 1 GiB upload/download vs cp, server memory, search latency at 1k vs 100k files"
+HELP = "embedded library: 1 GiB upload vs nginx, upload/download vs cp, server memory, search at 1k vs 100k files"
 DESCRIPTION = __doc__
 
 MIB = 1024 * 1024
@@ -59,6 +62,8 @@ HOST = "127.0.0.1"
 RESULTS = Path(__file__).resolve().parent / "results" / "library.json"
 
 TARGET_TRANSFER_RATIO = 0.7
+TARGET_NGINX_RATIO = 0.9
+"""The upload's budget (issue 10): at least 0.9x the throughput of nginx's PUT (dav module) plus an fsync."""
 TARGET_MEMORY_MIB = 64.0
 TARGET_SEARCH_RATIO = 2.0
 
@@ -77,6 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=int, default=200, help="timed calls per search query (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed calls per query first (default 20)")
     parser.add_argument("--only", choices=["transfer", "search"], help="run one part only")
+    parser.add_argument("--nginx", help="the nginx binary of the upload baseline (default: nginx on PATH)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     parser.add_argument("--keep", action="store_true", help="keep the work directory for inspection")
     parser.add_argument("--seed", type=int, default=20240601, help="random seed for the seeded catalogs")
@@ -206,6 +212,157 @@ class PeakMemory:
         yield
         peak = _status_kib(self.pid, "VmHWM")
         self.sample = MemorySample(before / 1024, peak / 1024, max(0, peak - before) / 1024, reset)
+
+
+# --- nginx: the baseline of the upload ---------------------------------------------------------
+
+NGINX_INSTALL = "apt-get install nginx-light (or nginx): Debian's builds include the dav module"
+NGINX_START_TIMEOUT = 20.0
+NGINX_STOP_TIMEOUT = 10.0
+
+
+def find_nginx(given: str | None = None) -> tuple[str | None, str]:
+    """The nginx binary to use and its version line, or None and why not (missing, or built without the dav module)."""
+    if given:
+        binary = given if os.access(given, os.X_OK) else None
+    else:  # /usr/sbin is not on every user's PATH
+        binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+    if binary is None:
+        where = f"{given} is not an executable" if given else "nginx is not installed"
+        return None, f"{where}, so the upload has no nginx row; to add it: {NGINX_INSTALL}"
+    try:
+        shown = subprocess.run([binary, "-V"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"{binary} -V failed ({exc}), so the upload has no nginx row"
+    described = shown.stdout + shown.stderr
+    version = next((line.split(":", 1)[1].strip() for line in described.splitlines() if "version:" in line), "nginx")
+    if "--with-http_dav_module" not in described:
+        return None, f"{binary} ({version}) is built without the dav module, so no nginx row; {NGINX_INSTALL}"
+    return binary, version
+
+
+def nginx_config(prefix: Path, port: int, *, as_root: bool) -> str:
+    """A self-contained nginx.conf: everything under ``prefix``, one worker, PUT through the dav module."""
+    temp = {name: prefix / "temp" / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
+    for path in (*temp.values(), prefix / "www" / "put"):
+        path.mkdir(parents=True, exist_ok=True)
+    user = "user root root;\n" if as_root else ""  # workers would drop to nobody, who cannot write to the prefix
+    return f"""{user}daemon off;
+worker_processes 1;
+pid {prefix / "nginx.pid"};
+error_log {prefix / "error.log"} warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp["body"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
+    client_max_body_size 0;
+    server {{
+        listen {HOST}:{port};
+        server_name localhost;
+        root {prefix / "www"};
+        location /put/ {{
+            dav_methods PUT;
+            dav_access user:rw;
+        }}
+        location = /ready {{
+            return 204;
+        }}
+    }}
+}}
+"""
+
+
+class NginxServer:
+    """nginx on a free loopback port with a config in ``prefix`` (``nginx -c <conf> -p <prefix> -e <log>``,
+    ``daemon off``), as a child of this process; stopped with SIGQUIT (graceful), killed if it does not exit."""
+
+    def __init__(self, binary: str, prefix: Path) -> None:
+        self.binary = binary
+        self.prefix = prefix
+        self.base = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> NginxServer:
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):  # a start fails fast if another program took the free port in between
+            if self._try_start():
+                return self
+        raise RuntimeError(f"nginx did not start; its log:\n{self._log_tail()}")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def put_path(self, name: str) -> Path:
+        """Where a PUT to ``/put/<name>`` lands."""
+        return self.prefix / "www" / "put" / name
+
+    def _try_start(self) -> bool:
+        port = _free_port()
+        conf = self.prefix / "nginx.conf"
+        conf.write_text(nginx_config(self.prefix, port, as_root=os.geteuid() == 0))
+        command = [self.binary, "-c", str(conf), "-p", f"{self.prefix}/", "-e", str(self.prefix / "error.log")]
+        with open(self.prefix / "stderr.log", "ab") as log:
+            self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self.base = f"http://{HOST}:{port}"
+        deadline = time.monotonic() + NGINX_START_TIMEOUT
+        with httpx.Client(trust_env=False, timeout=2.0) as probe:
+            while time.monotonic() < deadline:
+                if self._proc.poll() is not None:
+                    return False
+                with contextlib.suppress(httpx.TransportError):
+                    if probe.get(f"{self.base}/ready").status_code == 204:
+                        return True
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"nginx did not answer within {NGINX_START_TIMEOUT:.0f}s; its log:\n{self._log_tail()}")
+
+    def stop(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                return proc.wait(NGINX_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return proc.wait(NGINX_STOP_TIMEOUT)
+
+    def _log_tail(self) -> str:
+        text = ""
+        for name in ("stderr.log", "error.log"):
+            with contextlib.suppress(OSError):
+                text += (self.prefix / name).read_text(errors="replace")[-1500:]
+        return text or "(no log)"
+
+
+def time_nginx_put(client: httpx.Client, nginx: NginxServer, source: Path, size: int) -> float:
+    """PUT the file to nginx (dav module), then fsync what it wrote, as the library fsyncs an upload."""
+    target = nginx.put_path("big.bin")
+    target.unlink(missing_ok=True)
+    _settle()
+    start = time.perf_counter()
+    response = client.put(
+        f"{nginx.base}/put/big.bin",
+        content=_blocks(source),
+        headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+    )
+    if response.status_code not in (201, 204):
+        raise RuntimeError(f"nginx answered the PUT with {response.status_code}: {response.text[:300]}")
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    elapsed = time.perf_counter() - start
+    if target.stat().st_size != size:
+        raise RuntimeError(f"nginx stored {target.stat().st_size} bytes, expected {size}")
+    target.unlink()
+    return elapsed
 
 
 # --- statistics ----------------------------------------------------------------------------------
@@ -479,6 +636,10 @@ class TransferResults:
     download_vs_cp: float
     download_vs_cp_fsync: float
     resumable: Throughput
+    nginx_put: Throughput | None
+    upload_vs_nginx: float | None
+    nginx: str
+    """nginx's version, or why there is no nginx row."""
     resumable_final_put_ms: list[float]
     md5_reread_ms: list[float]
     sha256_verified: bool
@@ -488,7 +649,10 @@ class TransferResults:
     notes: list[str] = field(default_factory=list)
 
 
-def bench_transfers(work: Path, size: int, repeats: int) -> TransferResults:
+def bench_transfers(work: Path, size: int, repeats: int, nginx_binary: str | None = None) -> TransferResults:
+    nginx_found, nginx_about = find_nginx(nginx_binary)
+    if nginx_found is None:
+        print(f"transfer: {nginx_about}", file=sys.stderr, flush=True)
     source = work / "source.bin"
     print(f"transfer: writing {size / MIB:.0f} MiB of random data to {source}", flush=True)
     sha, md5 = make_source(source, size)
@@ -496,6 +660,8 @@ def bench_transfers(work: Path, size: int, repeats: int) -> TransferResults:
     times: dict[str, list[float]] = {
         "cp": [], "cp_fsync": [], "upload": [], "download": [], "download_lean": [], "resumable": [],
     }  # fmt: skip
+    if nginx_found is not None:
+        times["nginx_put"] = []
     final_put: list[float] = []
     md5_reread: list[float] = []
     up_mem: list[MemorySample] = []
@@ -503,18 +669,24 @@ def bench_transfers(work: Path, size: int, repeats: int) -> TransferResults:
     verified = False
     with (
         LibraryServer(work / "transfer-data", work / "transfer-server.log") as server,
+        contextlib.ExitStack() as stack,
         httpx.Client(trust_env=False, timeout=httpx.Timeout(600.0)) as client,
     ):
+        nginx = stack.enter_context(NginxServer(nginx_found, work / "nginx")) if nginx_found else None
         memory = PeakMemory(server.pid)
         idle = _status_kib(server.pid, "VmRSS") / 1024
         time_cp(source, copy, fsync=False)  # warm-up, untimed: the first copy after creating the source is slow
         for run in range(1, repeats + 1):
             times["cp"].append(time_cp(source, copy, fsync=False))
             times["cp_fsync"].append(time_cp(source, copy, fsync=True))
+            if nginx is not None and run % 2 == 0:  # the baseline goes first every other run: drift hits both alike
+                times["nginx_put"].append(time_nginx_put(client, nginx, source, size))
             with memory.watch():
                 elapsed, file_id = time_upload(client, server, source, size, md5)
             times["upload"].append(elapsed)
             up_mem.append(_sample(memory))
+            if nginx is not None and run % 2 == 1:
+                times["nginx_put"].append(time_nginx_put(client, nginx, source, size))
             with memory.watch():
                 times["download"].append(time_download(client, server, file_id, fetched, size))
             down_mem.append(_sample(memory))
@@ -549,6 +721,9 @@ def bench_transfers(work: Path, size: int, repeats: int) -> TransferResults:
         download_vs_cp=_ratio(rates["download"], rates["cp"]),
         download_vs_cp_fsync=_ratio(rates["download"], rates["cp_fsync"]),
         resumable=rates["resumable"],
+        nginx_put=rates.get("nginx_put"),
+        upload_vs_nginx=_ratio(rates["upload"], rates["nginx_put"]) if "nginx_put" in rates else None,
+        nginx=nginx_about,
         resumable_final_put_ms=[round(v * 1000, 1) for v in final_put],
         md5_reread_ms=[round(v * 1000, 1) for v in md5_reread],
         sha256_verified=verified,
@@ -562,6 +737,10 @@ def bench_transfers(work: Path, size: int, repeats: int) -> TransferResults:
             "the download is streamed to a file without fsync, like plain cp",
             "download_lean_client: the same download read by a bare-socket client (info: the library's own speed)",
             "cp is warmed up once (untimed) before the first run",
+            "nginx_put: the same PUT (same client, same 1 MiB blocks) to nginx's dav module (dav_methods PUT) on "
+            "127.0.0.1, one worker, started by the benchmark with its config in the work directory; the file it "
+            "wrote is then fsynced, inside the timing, as the library fsyncs an upload before answering; nginx "
+            "and the library take turns going first",
             f"resumable: tus create, PATCHes of {RESUMABLE_CHUNK // MIB} MiB, then the final PUT; the library hashes"
             " PATCHed bytes as they arrive, so the final PUT re-reads the file only after a restart (md5_reread_ms:"
             " reading the source and taking its md5, what the final PUT would cost otherwise)",
@@ -833,6 +1012,9 @@ def _filesystem(path: Path) -> str:
 def _checks(transfer: TransferResults | None, search: SearchResults | None) -> list[Check]:
     checks: list[Check] = []
     if transfer is not None:
+        if transfer.upload_vs_nginx is not None:
+            checks.append(Check("upload vs nginx PUT + fsync", transfer.upload_vs_nginx, f">= {TARGET_NGINX_RATIO}x",
+                                transfer.upload_vs_nginx >= TARGET_NGINX_RATIO))  # fmt: skip
         checks.append(Check("upload vs cp", transfer.upload_vs_cp, f">= {TARGET_TRANSFER_RATIO}x",
                             transfer.upload_vs_cp >= TARGET_TRANSFER_RATIO))  # fmt: skip
         checks.append(Check("download vs cp", transfer.download_vs_cp, f">= {TARGET_TRANSFER_RATIO}x",
@@ -864,6 +1046,18 @@ def _transfer_markdown(t: TransferResults) -> str:
         row(
             "upload: PUT minted URL (library fsyncs)", t.upload, f"{t.upload_vs_cp:.2f}", f"{t.upload_vs_cp_fsync:.2f}"
         ),  # fmt: skip
+        *(
+            [
+                row(
+                    "nginx PUT (dav) + fsync (upload baseline)",
+                    t.nginx_put,
+                    f"{_ratio(t.nginx_put, t.cp):.2f}",
+                    f"{_ratio(t.nginx_put, t.cp_fsync):.2f}",
+                )
+            ]
+            if t.nginx_put is not None
+            else []
+        ),  # fmt: skip
         row(
             "download: GET minted URL to file", t.download, f"{t.download_vs_cp:.2f}", f"{t.download_vs_cp_fsync:.2f}"
         ),  # fmt: skip
@@ -892,10 +1086,18 @@ def _transfer_markdown(t: TransferResults) -> str:
         for phase, samples in (("upload", t.upload_memory), ("download", t.download_memory))
         for i, s in enumerate(samples)
     ]
+    if t.nginx_put is not None and t.upload_vs_nginx is not None:
+        nginx = (
+            f"\n\nUpload vs nginx ({t.nginx}): library {t.upload.median_mb_s:.0f} MB/s, nginx PUT + fsync "
+            f"{t.nginx_put.median_mb_s:.0f} MB/s (medians): {t.upload_vs_nginx:.2f}x, target >= {TARGET_NGINX_RATIO}x"
+        )
+    else:
+        nginx = f"\n\n**no nginx row**: {t.nginx}"
     return (
         f"### Transfers: {t.size_bytes / MIB:.0f} MiB file, {t.repeats} repeat(s), MB = 10^6 bytes, "
         f"sha256 verified: {'yes' if t.sha256_verified else 'no'}\n\n"
         + _table(["operation", "median MB/s", "runs MB/s", "vs cp", "vs cp+fsync"], rows)
+        + nginx
         + f"\n\nResumable upload's final PUT: median {statistics.median(t.resumable_final_put_ms):.0f} ms"
         f" (runs {', '.join(f'{v:.0f}' for v in t.resumable_final_put_ms)}),"
         f" {statistics.median(t.resumable_final_put_ms) / statistics.median(t.md5_reread_ms):.3f}x the"
@@ -971,7 +1173,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         env = _environment(work)
         if args.only in (None, "transfer"):
-            transfer = bench_transfers(work, args.size_mib * MIB, args.repeats)
+            transfer = bench_transfers(work, args.size_mib * MIB, args.repeats, args.nginx)
         if args.only in (None, "search"):
             search = bench_search(work, args.small, args.large, args.calls, args.warmup, args.seed)
     finally:

@@ -40,8 +40,10 @@ DESCRIPTION = __doc__
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mcp.json"
 TARGET_COLD_RATIO = 1.15
-TARGET_MEDIAN_RATIO = 1.5
-TARGET_P99_RATIO = 2.0
+TARGET_MEDIAN_RATIO = 2.0
+TARGET_P99_RATIO = 2.5
+"""The budgets of issue 10: ``get_file`` and ``search_files`` each within 2.0x the echo call's median and 2.5x its p99,
+and the cold start within 1.15x the echo server's, all measured in the same run."""
 TARGET_TOOLS_LIST_BYTES = 12 * 1024
 LINE_TIMEOUT = 60.0
 EXIT_TIMEOUT = 30.0

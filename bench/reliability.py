@@ -9,8 +9,9 @@ Each part is a module of this package with a ``run`` function that returns its f
   restarted and checked (integrity, no partial file, uploads intact, resumable uploads resumed);
 * hostile input (``bench.rel_hostile``): arguments generated from every tool's input schema, valid and invalid, and
   the named hostile cases; tried, rejected cleanly, crashes, secrets in the logs;
-* load (``bench.rel_load``): concurrent MCP sessions over streamable HTTP against ``media-mcp --transport http``;
-  errors, p50/p99, throughput and memory growth across the repeats.
+* load (``bench.rel_load``): a soak of concurrent MCP sessions over streamable HTTP against ``media-mcp --transport
+  http``; errors, p50/p99, throughput, and whether resident memory plateaus (its slope over the last half of the
+  rounds).
 
 Every part runs in its own child process with a time limit, so a part that is missing, fails, hangs or takes the
 interpreter down is reported in its row and the others still run. The figures go to ``bench/results/reliability.json``
@@ -60,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hostile-examples", type=int, default=200, help="generated examples per tool (default 200)")
     parser.add_argument("--sessions", type=int, default=50, help="concurrent MCP sessions (default 50)")
     parser.add_argument("--calls", type=int, default=100, help="calls per session per round (default 100)")
-    parser.add_argument("--repeats", type=int, default=3, help="measured load rounds after the warm-up (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, help="measured soak rounds after the warm-up (default: bench.rel_load.ROUNDS)"
+    )
     parser.add_argument("--only", choices=PARTS, help="run one part only (the JSON keeps the others' last figures)")
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice (default 1)")
     parser.add_argument(
@@ -77,7 +80,8 @@ def _arguments(part: str, args: argparse.Namespace) -> tuple[list[Any], dict[str
         return [args.crashes, args.seed], {}
     if part == "hostile":
         return [args.hostile_examples, args.seed], {}
-    return [args.sessions, args.calls, args.repeats], {"seed": args.seed}
+    rounds = {} if args.rounds is None else {"rounds": args.rounds}  # the part's own default otherwise
+    return [args.sessions, args.calls], {"seed": args.seed, **rounds}
 
 
 # --- running a part in a child process -----------------------------------------------------------
@@ -251,22 +255,26 @@ def hostile_row(f: dict[str, Any]) -> Row:
 
 
 def load_row(f: dict[str, Any]) -> Row:
-    sessions, per, repeats = _n(f, "sessions"), _n(f, "calls_per_session"), _n(f, "repeats")
-    tried = f"{sessions} sessions x {per} calls x {repeats} repeats = {_n(f, 'calls')} calls"
+    sessions, per, rounds = _n(f, "sessions"), _n(f, "calls_per_session"), _n(f, "rounds_measured")
+    tried = f"soak: {sessions} sessions x {per} calls x {rounds} rounds = {_n(f, 'calls')} calls"
     catalog = _n(f.get("catalog") or {}, "files")
     if catalog:
         tried += f", on a library of {catalog:,} files"
-    growth = f"{f.get('memory_growth_mib')} MiB" if repeats > 1 else "n/a (one repeat)"
     rss = f.get("rss_mib") or {}
-    after = rss.get("after_repeats") or []
+    per_round = rss.get("per_round") or []
+    memory = f.get("memory_slope") or {}
+    window = memory.get("window") or ["?", "?"]
     result = (
         f"{_n(f, 'errors')} errors; p50 {f.get('p50_ms')} ms, p99 {f.get('p99_ms')} ms, "
-        f"{f.get('throughput_calls_per_s')} calls/s; RSS {' / '.join(str(v) for v in after)} MiB after each "
-        f"repeat (warm-up {rss.get('after_warmup')}): growth {growth}, bound {f.get('memory_tolerance_mib')} MiB"
+        f"{f.get('throughput_calls_per_s')} calls/s; VmRSS {rss.get('after_warmup')} MiB after the warm-up, "
+        f"{' / '.join(str(v) for v in per_round)} MiB after each round; slope over rounds {window[0]}-{window[-1]} "
+        f"{memory.get('slope_mib_per_round')} MiB/round ({memory.get('slope_kib_per_1k_calls')} KiB per 1,000 "
+        f"calls), bound {memory.get('bound_mib_per_round')} MiB/round; first half "
+        f"{memory.get('first_half_slope_mib_per_round')} MiB/round"
     )
     consistency = f.get("consistency") or {}
     bad = {"errors": _n(f, "errors"), "inconsistent writes": len(consistency.get("problems") or []),
-           "memory over bound": 0 if f.get("memory_flat") else 1}  # fmt: skip
+           "memory still growing": 0 if memory.get("plateaued") else 1}  # fmt: skip
     held = bool(f.get("ok")) and _n(f, "calls") > 0 and not any(bad.values())
     return Row(tried, held, result, _failures(bad))
 

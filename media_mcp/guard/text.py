@@ -38,6 +38,8 @@ def clean(text: str | None, cap: int = NAME_CAP) -> str:
     """``text`` without hidden characters, whitespace runs collapsed to one space, at most ``cap`` long."""
     if not text:
         return ""
+    if text.isascii() and text.isprintable():  # no hidden character, and spaces are the only whitespace
+        return _cap(" ".join(text.split()), cap)
     spaced = _SPACES.sub(" ", text)  # first, so a tab or a line break between words still separates them
     return _cap(" ".join(HIDDEN.sub("", spaced).split()), cap)
 
@@ -59,6 +61,8 @@ def clean_labels(labels: list[str], cap: int = 50) -> list[str]:
 
 
 def _fence_text(text: str, keep_breaks: bool) -> str:
+    if text.isascii() and text.isprintable():  # most strings (ids, dates, plain names): nothing can hide in them
+        return text
     if keep_breaks:
         return "\n".join(_SHOWN_ESCAPED.sub(_escape, line) for line in text.split("\n"))
     return _SHOWN_ESCAPED.sub(_escape, text)

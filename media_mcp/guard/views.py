@@ -6,7 +6,7 @@ has not admitted, nor a name it has not cleaned.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,12 +21,10 @@ SYSTEM_NAMES = {m.MEDIA_ROOT_ID: "Media", m.TRASH_ROOT_ID: "Trash", m.VISITOR_UP
 
 def stamp(value: datetime | None) -> str | None:
     """UTC to the minute: enough to tell old from new, short enough for a table."""
-    return value.strftime("%Y-%m-%dT%H:%MZ") if value else None
+    return value.astimezone(UTC).isoformat(timespec="minutes")[:16] + "Z" if value else None
 
 
 def epoch_stamp(seconds: float) -> str:
-    from datetime import UTC
-
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 
 
 def _format_timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 Int64 = Annotated[int, PlainSerializer(str, return_type=str)]
