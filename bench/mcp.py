@@ -318,7 +318,7 @@ async def _latency(media: Target, echo: Target, calls: int, warmup: int, files: 
                     "upload_file",
                 )
                 assert uploaded.structured_content is not None
-                file_ids.append(uploaded.structured_content["file"]["id"])
+                file_ids.append(uploaded.structured_content["files"][0]["id"])
             if not file_ids:
                 raise RuntimeError("--files must be at least 1")
 

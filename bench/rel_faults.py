@@ -287,7 +287,7 @@ class FaultMix:
             for pool, count in ((self.editable, SEED_FILES), (self.churn_files, CHURN_FILES)):
                 for _ in range(count):
                     name, data = self._source("seed")
-                    file_id = (await self._must("upload_file", {"path": name}))["file"]["id"]
+                    file_id = (await self._must("upload_file", {"path": name}))["files"][0]["id"]
                     pool.append(file_id)
                     self.ledger.seeds[file_id] = sha256(data)
             self.stable.extend(self.editable)
@@ -394,8 +394,8 @@ class FaultMix:
         elif tool == "upload_file" and source is not None:
             name, data = source
             if outcome == "ok":
-                self.ledger.uploads_ok[name] = (content["file"]["id"], sha256(data))
-                self.stable.append(content["file"]["id"])
+                self.ledger.uploads_ok[name] = (content["files"][0]["id"], sha256(data))
+                self.stable.append(content["files"][0]["id"])
             elif outcome == "ambiguous":
                 self.ledger.uploads_unknown[name] = sha256(data)
             else:

@@ -435,7 +435,7 @@ async def _seed(server: Server, sessions: int) -> Seed:
                 name = f"{kind}-{i:03d}.png"
                 (server.uploads / name).write_bytes(PNG_16x8)
                 uploaded = await _checked(client, "upload_file", {"path": name, "folder_id": folder})
-                ids[kind].append(uploaded["file"]["id"])
+                ids[kind].append(uploaded["files"][0]["id"])
     return Seed(folders[0], folders[1], folders[2], ids["shared"], ids["owned"])
 
 

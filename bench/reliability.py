@@ -8,7 +8,8 @@ Each part is a module of this package with a ``run`` function that returns its f
 * crashes (``bench.rel_crash``): the library SIGKILLed in the middle of uploads, a bulk trash and a restore, then
   restarted and checked (integrity, no partial file, uploads intact, resumable uploads resumed);
 * hostile input (``bench.rel_hostile``): arguments generated from every tool's input schema, valid and invalid, and
-  the named hostile cases; tried, rejected cleanly, crashes, secrets in the logs;
+  seven classes of named hostile input (check-then-open races, HTTP binds, upload types, the size cap, hidden text,
+  search cost, small leaks); tried, rejected cleanly, crashes, leaks, secrets in the logs;
 * load (``bench.rel_load``): a soak of concurrent MCP sessions over streamable HTTP against ``media-mcp --transport
   http``; errors, p50/p99, throughput, and whether resident memory plateaus (its slope over the last half of the
   rounds).
@@ -237,6 +238,13 @@ def crashes_row(f: dict[str, Any]) -> Row:
 
 HOSTILE_FAILURES = ("crashes", "hangs", "schema_bypasses", "secrets_in_logs", "forbidden_requests", "escapes",
                     "unconfirmed_trash", "unfenced")  # fmt: skip
+HOSTILE_CLASSES = {
+    "check_then_open": "check-then-open races", "http_binds": "HTTP binds", "upload_types": "upload types",
+    "size_cap": "size cap", "hidden_text": "hidden text", "search_cost": "search cost", "small_leaks": "small leaks",
+}  # fmt: skip
+"""The seven classes of named hostile input (issue 11) the part runs besides the generated cases, as the row names
+them; their figures are under ``classes`` (see `bench.rel_hostile.ClassTally`)."""
+CLASS_FAILURES = ("crashes", "leaks", "stalls", "broken")
 
 
 def hostile_row(f: dict[str, Any]) -> Row:
@@ -250,8 +258,37 @@ def hostile_row(f: dict[str, Any]) -> Row:
     if lenient:
         result += f", {lenient} invalid ones that break no published bound accepted"
     detail = f"{tried} generated and named cases ({_n(f, 'valid_tried')} valid, {_n(f, 'invalid_tried')} invalid)"
-    held = tried > 0 and not any(bad.values())
-    return Row(detail, held, result, _failures(bad))
+    found = f.get("classes")
+    classes: dict[str, Any] = found if isinstance(found, dict) else {}
+    class_detail, class_result, class_bad = _hostile_classes(classes)
+    held = tried > 0 and not any(bad.values()) and not any(class_bad.values())
+    return Row(f"{detail}; {class_detail}", held, f"{result}; {class_result}", _failures({**bad, **class_bad}))
+
+
+def _hostile_classes(classes: dict[str, Any]) -> tuple[str, str, dict[str, int]]:
+    """The classes' part of the hostile row: what was tried, how it ended, and the failures (a class that is missing
+    or tried nothing is one)."""
+    ran = {key: classes[key] for key in HOSTILE_CLASSES if isinstance(classes.get(key), dict)}
+    bad = {f"class {kind}": sum(_n(c, kind) for c in ran.values()) for kind in CLASS_FAILURES}
+    bad["classes missing or empty"] = sum(1 for key in HOSTILE_CLASSES if _n(ran.get(key) or {}, "tried") == 0)
+    total = sum(_n(c, "tried") for c in ran.values())
+    kinds = sum(len(c.get("members") or {}) for c in ran.values())
+    each = ", ".join(f"{HOSTILE_CLASSES[k]} {_n(c, 'tried')}" for k, c in ran.items())
+    tried = f"7 classes of named hostile input: {total} cases of {kinds} kinds ({each})"
+    ends = []
+    for key, c in ran.items():
+        text = f"{HOSTILE_CLASSES[key]} {_n(c, 'rejected_cleanly')} + {_n(c, 'defused')} / {_n(c, 'tried')}"
+        slips = [f"{_n(c, k)} {k}" for k in CLASS_FAILURES if _n(c, k)]
+        ends.append(text + (f" ({', '.join(slips)})" if slips else ""))
+    result = "classes (rejected cleanly + accepted harmlessly / tried): " + "; ".join(ends)
+    figures = (ran.get("search_cost") or {}).get("figures") or {}
+    during, alone = figures.get("get_file_during_searches") or {}, figures.get("get_file_alone") or {}
+    if during:
+        result += (
+            f"; get_file in another session during costly searches p50 {during.get('p50_ms')} ms, max "
+            f"{during.get('max_ms')} ms ({alone.get('p50_ms')} ms alone)"
+        )
+    return tried, result, bad
 
 
 def load_row(f: dict[str, Any]) -> Row:

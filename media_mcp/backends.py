@@ -234,6 +234,11 @@ class LocalBackend:
         self._http: httpx.AsyncClient | None = None
         self._client: WixMediaClient | None = None
 
+    def upload_link_minutes(self, resumable: bool) -> int | None:
+        if resumable:
+            return self.settings.library_resumable_link_minutes
+        return self.settings.library_upload_link_minutes
+
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="media-mcp-library", daemon=True)

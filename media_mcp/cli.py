@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,20 +17,34 @@ if TYPE_CHECKING:
     from media_mcp.guard.backend import Backend
 
 
+EXAMPLES = """\
+examples:
+  media-mcp                                   MCP over stdio, as a client config starts it
+  media-mcp --read-only                       the same, with no tool that writes
+  media-mcp --transport http --port 8000      streamable HTTP at http://127.0.0.1:8000/mcp
+  media-mcp library                           the embedded Wix-compatible media library on its own
+
+Settings come from MEDIA_MCP_* variables (and WIX_API_KEY + WIX_SITE_ID for a real site); see the README.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="media-mcp",
+        usage="%(prog)s [serve options]\n       %(prog)s serve [serve options]\n       %(prog)s library [options]",
         description="MCP server for a Wix site's Media Manager, with an embedded Wix-compatible media library.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"media-mcp {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", prog="media-mcp")
     serve = commands.add_parser(
         "serve",
-        help="serve MCP (the default command)",
+        help="serve MCP (the default command: its options work without it too)",
         description="Serve the media tools over MCP: stdio by default, or streamable HTTP.",
     )
-    _serve_flags(serve)
-    _serve_flags(parser, suppress=True)
+    _serve_flags(serve.add_argument)
+    _serve_flags(parser.add_argument_group("serve options (the default command)").add_argument, top_level=True)
     lib = commands.add_parser(
         "library",
         help="run the embedded Wix-compatible media library on its own",
@@ -42,28 +58,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
-    """The ``serve`` flags, also accepted with no command (``media-mcp --read-only``)."""
+def _serve_flags(add: Callable[..., argparse.Action], top_level: bool = False) -> None:
+    """The ``serve`` flags, shown and accepted with no command too (``media-mcp --read-only``).
 
-    def text(help_text: str) -> str:
-        return argparse.SUPPRESS if suppress else help_text
-
-    default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--transport", choices=["stdio", "http"], default=default, help=text("default: stdio"))
-    parser.add_argument("--host", default=default, help=text("HTTP address (default 127.0.0.1)"))
-    parser.add_argument("--port", type=int, default=default, help=text("HTTP port (default 8000)"))
-    parser.add_argument("--stateless", action="store_true", default=default, help=text("HTTP without sessions"))
-    parser.add_argument(
+    With no command they leave nothing in the namespace unless given (the default is ``SUPPRESS``), so that a flag
+    given after ``serve`` is never overwritten by a default of the top level.
+    """
+    default = argparse.SUPPRESS if top_level else None
+    add("--transport", choices=["stdio", "http"], default=default, help="default: stdio")
+    add("--host", default=default, help="HTTP address to listen on (default 127.0.0.1)")
+    add("--port", type=int, default=default, help="HTTP port (default 8000)")
+    add("--stateless", action="store_true", default=default, help="HTTP without sessions")
+    add(
         "--allowed-host",
         action="append",
         default=default,
-        help=text("also accept this Host over HTTP: name, name:port or name:* (repeatable)"),
+        help="also accept this Host over HTTP: name, name:port or name:* (repeatable)",
     )
-    parser.add_argument("--read-only", action="store_true", default=default, help=text("register no writing tool"))
-    parser.add_argument("--backend", choices=["auto", "wix", "local"], default=default, help=text("default: auto"))
+    add("--read-only", action="store_true", default=default, help="register no tool that writes")
+    add("--backend", choices=["auto", "wix", "local"], default=default, help="default: auto (Wix if configured)")
 
 
-def _run_serve(args: argparse.Namespace) -> int:
+def _run_serve(args: argparse.Namespace, arguments: list[str]) -> int:
     from pydantic import ValidationError
 
     from media_mcp.backends import choose_backend
@@ -90,20 +106,26 @@ def _run_serve(args: argparse.Namespace) -> int:
     try:
         if transport == "http":
             return _serve_http(args, settings, library, backend)
-        return _serve_stdio(settings, library, backend)
+        return _serve_stdio(settings, library, backend, arguments)
     except StartupError as exc:
         sys.stderr.write(f"media-mcp: {exc}\n")
         return 2
 
 
-def _serve_stdio(settings: ServerSettings, library: LibrarySettings, backend: Backend) -> int:
+def _environment() -> list[str]:
+    """The names (never the values) of the settings this process takes from its environment."""
+    return sorted(name for name in os.environ if name.startswith(("MEDIA_MCP_", "WIX_")))
+
+
+def _serve_stdio(settings: ServerSettings, library: LibrarySettings, backend: Backend, arguments: list[str]) -> int:
     import anyio
 
     from media_mcp.server import run
     from media_mcp.server.app import create_server
 
     mcp = create_server(settings, backend, data_dir=library.data_dir.expanduser())
-    run.log_to_stderr(run.banner(backend.kind, library.data_dir, "stdio", ""))
+    command = run.client_command([sys.argv[0], *arguments], sys.executable)
+    run.log_to_stderr(run.stdio_banner(backend.kind, library.data_dir, command, _environment()))
 
     async def main() -> None:
         try:
@@ -116,6 +138,8 @@ def _serve_stdio(settings: ServerSettings, library: LibrarySettings, backend: Ba
 
 
 def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: LibrarySettings, backend: Backend) -> int:
+    import socket
+
     import uvicorn
 
     from media_mcp.server import run
@@ -131,8 +155,17 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
     allowed = getattr(args, "allowed_host", None) or []
     app = run.http_app(mcp, settings, host, bool(getattr(args, "stateless", False)), allowed, port=port)
     backend.start()
-    shown = f"[{bind.socket_host}]" if ":" in bind.socket_host else bind.socket_host
-    run.log_to_stderr(run.banner(backend.kind, library.data_dir, "streamable HTTP", f" at http://{shown}:{port}/mcp"))
+    token = bool(settings.http_token and settings.http_token.get_secret_value())  # as `run.http_app` reads it
+
+    class Announcing(uvicorn.Server):
+        """Says where it listens once it does: the port too when ``--port 0`` let the system choose it."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                listening: int = self.servers[0].sockets[0].getsockname()[1]
+                run.log_to_stderr(run.http_banner(backend.kind, library.data_dir, bind, listening, token))
+
     import signal
     import threading
 
@@ -145,7 +178,7 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
     previous = signal.signal(signal.SIGTERM, interrupt) if main else None
     try:
         config = uvicorn.Config(app, host=bind.socket_host, port=port, log_level="warning", server_header=False)
-        uvicorn.Server(config).run()
+        Announcing(config).run()
     except KeyboardInterrupt:
         pass
     finally:
@@ -190,7 +223,8 @@ def _run_library(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = _parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(arguments)
     if args.command == "library":
         return _run_library(args)
-    return _run_serve(args)
+    return _run_serve(args, arguments)

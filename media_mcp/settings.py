@@ -105,6 +105,9 @@ class ServerSettings(BaseSettings):
     )
     allow_permanent_delete: bool = Field(default=False, description="Offer permanent deletion (always confirmed).")
     max_trash_items: int = Field(default=50, ge=1, le=1000, description="Most items one trash call may touch.")
+    max_batch_items: int = Field(
+        default=100, ge=1, le=1000, description="Most files one update, link or upload call may touch."
+    )
     private_link_minutes: int = Field(default=5, ge=1, description="Life of a private file's link when none is asked.")
     private_link_max_minutes: int = Field(default=15, ge=1, description="Longest link for a private file.")
     public_link_max_minutes: int = Field(default=60, ge=1, description="Longest link for a public file.")

@@ -127,8 +127,8 @@ async def test_two_processes_share_a_data_directory_before_and_after_one_exits(
                 for client in (a, b):
                     assert expected <= set(strings(await ok(client, "search_folders", {"query": "from-"})))
 
-                cat = (await ok(a, "upload_file", {"path": "cat.png"}))["file"]["id"]
-                notes = (await ok(b, "upload_file", {"path": "notes.txt"}))["file"]["id"]
+                cat = (await ok(a, "upload_file", {"path": "cat.png"}))["files"][0]["id"]
+                notes = (await ok(b, "upload_file", {"path": "notes.txt"}))["files"][0]["id"]
                 [from_a] = links(await ok(a, "generate_download_url", {"file_id": notes}), port, "download")
                 # the second process mints a link to the port the first one serves, once that one has proven itself
                 [from_b] = links(await ok(b, "generate_download_url", {"file_id": cat}), port, "download")
@@ -144,7 +144,9 @@ async def test_two_processes_share_a_data_directory_before_and_after_one_exits(
                 for url, body in ((from_a, NOTES), (from_b, PNG_16x8), (later, NOTES)):
                     got = await http.get(url)
                     assert got.status_code == 200 and got.content == body, url
-                recipe = await ok(b, "generate_upload_url", {"file_name": "late.txt", "mime_type": "text/plain"})
+                recipe = await ok(
+                    b, "generate_upload_url", {"file_name": "late.txt", "mime_type": "text/plain", "size_bytes": 4}
+                )
                 [upload] = links(recipe, port, "upload")
                 put = await http.put(upload, content=b"late", headers={"Content-Type": "text/plain"})
                 assert put.status_code == 200, put.text

@@ -36,7 +36,7 @@ class AuditLog:
         self._clock = clock
         self._lock = threading.Lock()
         if isinstance(target, Path):
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data directory: owner only
 
     def record(
         self,

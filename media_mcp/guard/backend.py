@@ -13,6 +13,10 @@ class Backend(Protocol):
 
     kind: Literal["wix", "local"]
 
+    def upload_link_minutes(self, resumable: bool) -> int | None:
+        """How long an upload link the backend mints stays valid, if the backend says (Wix does not)."""
+        ...
+
     async def client(self) -> WixMediaClient:
         """The adapter to call (waiting, bounded, for the backend to come up)."""
         ...
@@ -27,9 +31,16 @@ class Backend(Protocol):
 class StaticBackend:
     """A ready adapter: Wix, or a library the caller already runs (tests)."""
 
-    def __init__(self, client: WixMediaClient, kind: Literal["wix", "local"]) -> None:
+    def __init__(
+        self, client: WixMediaClient, kind: Literal["wix", "local"], *, link_minutes: tuple[int, int] | None = None
+    ) -> None:
         self._client = client
         self.kind = kind
+        self._link_minutes = link_minutes
+        """The lives of the upload links it mints, PUT and resumable, when known."""
+
+    def upload_link_minutes(self, resumable: bool) -> int | None:
+        return None if self._link_minutes is None else self._link_minutes[resumable]
 
     def start(self) -> None:
         return None

@@ -9,6 +9,7 @@ import fcntl
 import fnmatch
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -80,11 +81,10 @@ def open_confined(path: str, roots: list[Path], private: list[Path]) -> tuple[IO
         )
     if "\x00" in path or len(path) > 4096:
         raise GuardError("that path is not valid")
-    raw = Path(path).expanduser()
-    candidates = [raw] if raw.is_absolute() else [root / raw for root in roots]
+    places = candidates(path, roots)
     real_roots = [root.resolve() for root in roots]
     closed = [directory.resolve() for directory in private]
-    for candidate in candidates:
+    for candidate in places:
         try:
             resolved = candidate.resolve(strict=True)
             fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -106,6 +106,105 @@ def open_confined(path: str, roots: list[Path], private: list[Path]) -> tuple[IO
     raise GuardError(
         f"{path!r} is not a file inside the allowed upload roots: " + ", ".join(str(r) for r in real_roots)
     )
+
+
+def candidates(path: str, roots: list[Path]) -> list[Path]:
+    """Where a path the agent gave may be: itself if absolute, else under each root."""
+    try:
+        raw = Path(path).expanduser()
+    except RuntimeError:  # "~nobody-here/x" names no home directory, so nothing at all
+        raw = Path(path)
+    return [raw] if raw.is_absolute() else [root / raw for root in roots]
+
+
+def is_confined_directory(path: str, roots: list[Path], private: list[Path]) -> bool:
+    """Whether ``path`` names a directory inside the upload roots (and outside every ``private`` one). Blocking.
+
+    A directory elsewhere answers False, as a missing one does: whether a path exists outside the roots is not the
+    agent's to learn."""
+    try:
+        places = candidates(path, roots)
+        real_roots = [root.resolve() for root in roots]
+        closed = [directory.resolve() for directory in private]
+        for candidate in places:
+            if candidate.is_symlink() or not candidate.is_dir():
+                continue
+            real = candidate.resolve()
+            if any(real.is_relative_to(r) for r in real_roots) and not any(real.is_relative_to(c) for c in closed):
+                return True
+    except (OSError, RuntimeError, ValueError):  # a name the system cannot take names no directory
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A regular file found under an upload root."""
+
+    path: str
+    size: int
+
+
+LIST_DEPTH = 8
+
+
+def list_confined(
+    path: str | None, roots: list[Path], private: list[Path], *, recursive: bool, limit: int
+) -> tuple[list[LocalFile], bool]:
+    """The regular files in a directory inside the upload roots (each root when ``path`` is None), sorted, at most
+    ``limit``, and whether more were left out. Blocking: call it in a worker thread.
+
+    Each directory is opened without following a final symlink and its real path checked from the descriptor, as
+    `open_confined` does for files; symbolic links and hidden entries (names starting with a dot) are skipped, and so
+    is anything inside a ``private`` directory. What is listed is a hint: an upload opens each file again, checked.
+    """
+    if not roots:
+        raise GuardError(
+            "there are no upload roots: ask the user to set MEDIA_MCP_UPLOAD_ROOTS, or to use a client that shares "
+            "its roots"
+        )
+    real_roots = [root.resolve() for root in roots]
+    closed = [directory.resolve() for directory in private]
+    if path is None:
+        tops = real_roots
+    else:
+        if "\x00" in path or len(path) > 4096:
+            raise GuardError("that path is not valid")
+        tops = candidates(path, real_roots)
+    found: list[LocalFile] = []
+    listed = False
+    for top in tops:
+        pending: list[tuple[Path, int]] = [(top, 0)]
+        while pending:
+            directory, depth = pending.pop(0)
+            try:
+                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                real = _real_path(fd, directory)
+                if not any(real.is_relative_to(r) for r in real_roots) or any(real.is_relative_to(c) for c in closed):
+                    continue
+                listed = True
+                with os.scandir(fd) as entries:
+                    chosen = sorted(
+                        (e for e in entries if not e.name.startswith(".") and not e.is_symlink()), key=lambda e: e.name
+                    )
+                for entry in chosen:
+                    if entry.is_dir(follow_symlinks=False):
+                        if recursive and depth < LIST_DEPTH:
+                            pending.append((real / entry.name, depth + 1))
+                    elif entry.is_file(follow_symlinks=False):
+                        if len(found) == limit:
+                            return found, True
+                        found.append(LocalFile(str(real / entry.name), entry.stat(follow_symlinks=False).st_size))
+            finally:
+                os.close(fd)
+    if not listed:
+        raise GuardError(
+            f"{path!r} is not a directory inside the allowed upload roots: " + ", ".join(str(r) for r in real_roots)
+        )
+    return found, False
 
 
 def _real_path(fd: int, fallback: Path) -> Path:

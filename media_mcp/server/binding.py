@@ -6,7 +6,8 @@ the protocol can give; they are marked in their annotation and filled here:
 - `PROGRESS`: a progress callback (from the request's ``Context``);
 - `CLIENT_ROOTS`: the directories the client shares (MCP roots, asked only when the operator set none);
 - `AskPerson`: the person's answer to a preview, asked through elicitation when the client can show a form;
-- `WhenSetting`: an argument offered only when a setting enables it (else it is left out of the schema).
+- `WhenSetting`: an argument offered only when a setting enables it (else it is left out of the schema, and
+  `withheld_arguments` names the setting, for the refusal of a call that gives it anyway).
 
 Guard refusals become ``isError`` results with the guard's text; answers are structured content with the same JSON,
 unindented, as text.
@@ -103,6 +104,7 @@ def bind(fn: ToolFn, guard: Guard, settings: ServerSettings) -> Callable[..., Aw
     params = list(signature.parameters.values())[1:]  # the first is the guard
     exposed: list[inspect.Parameter] = []
     fixed: dict[str, Any] = {}
+    withheld: dict[str, str] = {}
     wants_ctx = False
     roots_param: str | None = None
     ask: tuple[str, AskPerson] | None = None
@@ -118,6 +120,8 @@ def bind(fn: ToolFn, guard: Guard, settings: ServerSettings) -> Callable[..., Aw
             ask = (param.name, marker)
         elif isinstance(marker, WhenSetting) and not getattr(settings, marker.name):
             fixed[param.name] = param.default
+            variable = f"{type(settings).model_config.get('env_prefix', '')}{marker.name}".upper()
+            withheld[param.name] = f"not enabled on this server: the operator enables it with {variable}=true"
         else:
             lean_annotation = _annotated(annotation, Field(json_schema_extra=lean_argument))
             exposed.append(param.replace(annotation=lean_annotation, kind=inspect.Parameter.KEYWORD_ONLY))
@@ -153,6 +157,7 @@ def bind(fn: ToolFn, guard: Guard, settings: ServerSettings) -> Callable[..., Aw
     _with_signature(tool, fn.__name__, [*hidden, *ordered], returns)
     tool.__doc__ = fn.__doc__
     tool.__module__ = fn.__module__
+    setattr(tool, _WITHHELD, withheld)
     return tool
 
 
@@ -237,3 +242,12 @@ def _person_answer(plan: TrashPlan | None, outcome: ElicitationResult[Approval] 
             return None
         return PersonAnswer(accepted=outcome.data.confirm, shown=plan.digest, action="accept")
     return PersonAnswer(accepted=False, shown=plan.digest, action=outcome.action)
+
+
+_WITHHELD = "_media_mcp_withheld"
+
+
+def withheld_arguments(tool: Callable[..., Any]) -> dict[str, str]:
+    """The arguments `bind` left out of ``tool`` because a setting is off, each with the setting that offers it."""
+    withheld: dict[str, str] = getattr(tool, _WITHHELD, {})
+    return withheld

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from media_mcp.guard import FileView, FolderRef, FolderView
+from media_mcp.guard import FileBrief, FileView, FolderNode, FolderRef, FolderView
 from media_mcp.guard.lean import Lean
 
 FileField = Literal[
@@ -84,22 +84,6 @@ class FilesResult(Lean):
     files: list[FileView]
 
 
-class FileBrief(Lean):
-    """What a write answers about the file it touched (get_file has the rest)."""
-
-    id: str
-    name: str
-    folder: FolderRef
-    private: bool
-    status: str
-    size: int | None = None
-
-    @classmethod
-    def of(cls, file: FileView) -> FileBrief:
-        return cls(id=file.id, name=file.name, folder=file.folder, private=file.private, status=file.status,
-                   size=file.size)  # fmt: skip
-
-
 class FileResult(Lean):
     file: FileBrief
     message: str | None = None
@@ -107,3 +91,4 @@ class FileResult(Lean):
 
 class FolderResult(Lean):
     folder: FolderView
+    subfolders: list[FolderNode] | None = None

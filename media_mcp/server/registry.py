@@ -23,6 +23,8 @@ class ToolSpec:
     title: str
     writes: bool
     """Writes, or mints a write capability: not registered in read-only mode."""
+    for_uploads: bool = False
+    """Reads, but serves only uploads: not registered in read-only mode either."""
     destructive: bool = False
     idempotent: bool = True
     open_world: bool = False
@@ -33,12 +35,14 @@ class ToolSpec:
 
     @property
     def annotations(self) -> ToolAnnotations:
+        """The hints, each left out where it equals the protocol's default (read-only false, destructive true,
+        idempotent false, open world true) or means nothing: every byte of a listing lands in the model's context."""
+        if not self.writes:  # the destructive and idempotent hints mean something only for a tool that writes
+            return ToolAnnotations(read_only_hint=True, open_world_hint=False if not self.open_world else None)
         return ToolAnnotations(
-            title=self.title,
-            read_only_hint=not self.writes,
-            destructive_hint=self.destructive,
-            idempotent_hint=self.idempotent,
-            open_world_hint=self.open_world,
+            destructive_hint=False if not self.destructive else None,
+            idempotent_hint=True if self.idempotent else None,
+            open_world_hint=False if not self.open_world else None,
         )
 
 
@@ -46,21 +50,24 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(read.search_folders, "Search folders", writes=False),
     ToolSpec(read.search_files, "Search files", writes=False),
     ToolSpec(read.get_file, "Get file details", writes=False),
-    ToolSpec(read.get_folder, "Get a folder", writes=False),
+    ToolSpec(read.get_folder, "Get a folder and its subfolders", writes=False),
+    ToolSpec(read.summarize_media, "Count files and bytes by type", writes=False),
     ToolSpec(read.generate_download_url, "Download link", writes=False),
     ToolSpec(write.generate_upload_url, "Upload link", writes=True, idempotent=False),
     ToolSpec(trash.move_to_trash, "Move to trash", writes=True, destructive=True),
     ToolSpec(trash.restore_from_trash, "Restore from trash", writes=True),
     ToolSpec(write.create_folder, "Create a folder", writes=True, idempotent=False),
-    ToolSpec(write.update_file, "Rename, move or relabel a file", writes=True, destructive=True),
+    ToolSpec(write.update_file, "Rename, move or relabel files", writes=True, destructive=True),
+    ToolSpec(write.update_folder, "Rename or move a folder", writes=True, destructive=True),
     ToolSpec(write.import_file, "Import from a URL", writes=True, idempotent=False, open_world=True),
-    ToolSpec(write.upload_file, "Upload a local file", writes=True, idempotent=False),
+    ToolSpec(read.list_local_files, "List local files to upload", writes=False, for_uploads=True),
+    ToolSpec(write.upload_file, "Upload local files", writes=True, idempotent=False),
 )
 
 
 def offered(guard: Guard) -> list[ToolSpec]:
     """The tools this server registers under its settings (no writing tool in read-only mode)."""
-    return [spec for spec in TOOLS if not (guard.settings.read_only and spec.writes)]
+    return [spec for spec in TOOLS if not (guard.settings.read_only and (spec.writes or spec.for_uploads))]
 
 
 def register(mcp: MCPServer, guard: Guard) -> None:

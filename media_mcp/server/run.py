@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 import logging
+import os
 import re
+import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -204,16 +208,65 @@ def allowed_hosts_for(bind: Bind, port: int | None, configured: list[str]) -> Al
     return AllowedHosts(frozenset(entries))
 
 
-def banner(kind: str, data_dir: Path, transport: str, where: str) -> str:
-    """What the server says on stderr when it starts: transport, backend (its `Backend.kind`) and how to use it."""
+def client_command(argv: Sequence[str], executable: str) -> list[str]:
+    """The command that starts this server again as it was started, absolute: a client runs it without a shell, so
+    without the PATH or virtualenv of the terminal it was tried in. The ``media-mcp`` script when that is what ran,
+    else the interpreter with ``-m media_mcp``; the same arguments after it."""
+    script = Path(argv[0]) if argv and argv[0] else None
+    if script is not None and script.name.startswith("media-mcp") and script.is_file():
+        return [os.path.abspath(script), *argv[1:]]
+    return [os.path.abspath(executable), "-m", "media_mcp", *argv[1:]]
+
+
+def _serves(kind: str, data_dir: Path) -> str:
     if kind == "wix":
-        what = "Wix (your site's Media Manager, through the Wix REST API)"
+        return "Wix (your site's Media Manager, through the Wix REST API)"
+    return f"the embedded media library (data in {data_dir}; no Wix account needed)"
+
+
+def _real_site(kind: str) -> str:
+    if kind == "wix":
+        return ""
+    return "media-mcp: to use a real site instead, set WIX_API_KEY and WIX_SITE_ID.\n"
+
+
+def stdio_banner(kind: str, data_dir: Path, command: list[str], environment: list[str]) -> str:
+    """What the server says on stderr when it starts over stdio: what it serves, and how a client config starts it."""
+    config: dict[str, Any] = {"command": command[0], "args": command[1:]}
+    if environment:
+        config["env"] = {name: "<value>" for name in environment}
+    lines = [
+        f"media-mcp: serving MCP over stdio on {_serves(kind, data_dir)}. Logs go to stderr; stdout carries only "
+        "protocol.",
+        "media-mcp: a client starts it with this absolute command (a client has neither your shell's PATH nor its "
+        f"virtualenv): {shlex.join(command)}",
+        f"  Claude Code:  claude mcp add media -- {shlex.join(command)}",
+        f'  JSON config (Claude Desktop, Cursor, VS Code...): "media": {json.dumps(config)}',
+    ]
+    if environment:
+        lines.append(
+            f'media-mcp: settings read from this environment ({", ".join(environment)}) go in the config\'s "env" '
+            "too: a client starts the server with the environment its config gives, not your shell's."
+        )
+    return "\n".join(lines) + "\n" + _real_site(kind)
+
+
+def http_banner(kind: str, data_dir: Path, bind: Bind, port: int, token: bool) -> str:
+    """What the server says on stderr once it listens over streamable HTTP: the URL clients use, and the token."""
+    if bind.address is not None and bind.address.is_unspecified:
+        where = f"all addresses, port {port}"
+        url = f"http://<host>:{port}/mcp, <host> being a name it answers for ({ALLOWED_HOSTS_SETTING})"
     else:
-        what = f"the embedded media library (data in {data_dir}; no Wix account needed)"
+        shown = f"[{bind.socket_host}]" if ":" in bind.socket_host else bind.socket_host
+        where = f"{shown}:{port}"
+        url = f"http://{shown}:{port}/mcp"
+    if token:
+        auth = "every request must carry 'Authorization: Bearer <token>', the token being MEDIA_MCP_HTTP_TOKEN's value"
+    else:
+        auth = "no token is needed on this loopback bind (set MEDIA_MCP_HTTP_TOKEN to require one)"
     return (
-        f"media-mcp: serving MCP over {transport}{where} on {what}. Add it to a client with the command "
-        "'media-mcp' (e.g. `claude mcp add media -- media-mcp`); set WIX_API_KEY and WIX_SITE_ID to use a real "
-        "site. Logs go to stderr; stdout carries only protocol.\n"
+        f"media-mcp: serving MCP over streamable HTTP on {where}, on {_serves(kind, data_dir)}. Logs go to stderr.\n"
+        f"media-mcp: clients connect to {url}; {auth}. GET /healthz answers probes.\n" + _real_site(kind)
     )
 
 

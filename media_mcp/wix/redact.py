@@ -1,4 +1,5 @@
-"""Signed links never reach a log: httpx logs every request's full URL at INFO, and ours carry their token.
+"""Signed links and credentials never reach a log: httpx logs every request's full URL at INFO, and ours carry
+their token (an import's source may carry a password in its user part, or a token in its fragment).
 
 Upload links hold a signed token in the path (``/upload/<jwt>``), download links in the query (``?token=``);
 either authorises whoever holds it. `install` adds a filter to httpx's logger that rewrites such parts to
@@ -17,6 +18,10 @@ REDACTED = "[redacted]"
 _SECRET_QUERY = re.compile(
     r"(?i)([?&](?:[a-z0-9_.-]*(?:token|signature|sig|secret|password|credential|api_?key)[a-z0-9_.-]*)=)[^&#\s\"']+"
 )
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/?#\s\"'@]*@")
+"""Credentials in a URL (``https://user:password@host/``): an import's source may carry them."""
+_FRAGMENT = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s\"'#]*#)[^\s\"']+", re.IGNORECASE)
+"""A URL's fragment, where signed links and OAuth flows put tokens (``#access_token=``)."""
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _UPLOAD_PATH = re.compile(r"(/upload/(?:tus/)?(?:files/)?)(?!tus(?:/|\b)|files/)[^/?#\s\"']{16,}")
 """A PUT link's token, a tus finishing token, or a tus upload's id (whoever has it can write to that upload)."""
@@ -26,6 +31,8 @@ PAYLOAD_LOGGERS = ("sse_starlette.sse",)
 
 def redact(text: str) -> str:
     """``text`` with signed tokens in URLs replaced by ``[redacted]``."""
+    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
+    text = _FRAGMENT.sub(lambda m: m.group(1) + REDACTED, text)
     text = _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
     text = _UPLOAD_PATH.sub(lambda m: m.group(1) + REDACTED, text)
     return _JWT.sub(REDACTED, text)

@@ -97,7 +97,7 @@ async def call(rig: Rig, tool: str, args: Json, session: str = "allow") -> CallT
 
 async def upload(rig: Rig, name: str, data: bytes = PNG_16x8) -> str:
     (rig.upload_root / name).write_bytes(data)
-    file_id: str = ok(await call(rig, "upload_file", {"path": name}))["file"]["id"]
+    file_id: str = ok(await call(rig, "upload_file", {"path": name}))["files"][0]["id"]
     return file_id
 
 
@@ -259,7 +259,7 @@ async def test_a_resumable_upload_survives_faults_on_its_chunks(
         chunks = [(r.method, r.fault) for r in rig.injector.log if tus_only(r.method, r.path)]
         assert chunks[:2] == [("PATCH", Fault.DROP_AFTER), ("HEAD", Fault.RATE_LIMITED)]
         assert 1.0 in rig.sleeps  # the HEAD's Retry-After
-        stored = library.catalog.get_file(uploaded["file"]["id"])
+        stored = library.catalog.get_file(uploaded["files"][0]["id"])
         assert stored is not None and stored.blob is not None
         assert sha256(library.blobs.path_of(stored.blob).read_bytes()) == sha256(data)
         assert rows(library, "files", "big.txt") == 1

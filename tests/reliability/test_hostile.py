@@ -14,8 +14,9 @@
    subprocess's stderr must hold no API key, signing key, confirmation secret, bearer token, minted token or signed
    URL.
 
-Out of scope: swapping a symlink inside an upload root between the server's check and its open (whoever can write
-into an upload root can put any bytes there anyway); hard links inside an upload root to files outside it.
+Swapping a link, a FIFO or a directory in an upload root while uploading, and the other classes of issue 11, are the
+named classes of ``bench/rel_hostile.py`` (tests/reliability/test_hostile_classes.py). Out of scope: hard links inside
+an upload root to files outside it (whoever can write into an upload root can put any bytes there anyway).
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ def test_generated_arguments_get_clean_answers_and_the_server_keeps_serving(
     assert tally.secrets_in_logs == tally.forbidden_requests == tally.escapes == tally.unconfirmed_trash == 0
     assert tally.unfenced == 0
     assert tally.failures == []
-    assert set(tally.by_tool) == set(rh.PLAN["open"]), tally.by_tool
+    assert set(tally.by_tool) >= set(rh.PLAN["open"]), tally.by_tool  # and any tool the server lists besides
     assert tally.accepted_ok > 0 and tally.rejected_cleanly > 0
     assert tally.tried >= examples * 6
     if mode == "auto":  # the import pool reached the web through its public names only
@@ -275,7 +276,10 @@ ESCAPES = {
     "dir-link/outside.png": "not a file inside the allowed upload roots",
     "file-link.png": "not a file inside the allowed upload roots",
     "pipe.png": "not a regular file",
-    "sub": "not a regular file",
+    "dir-link": "not a file inside the allowed upload roots",  # a directory stands for its files, if inside the roots
+    "/etc": "not a file inside the allowed upload roots",  # a directory outside answers as a missing path does
+    "~nobody-here-at-all/cat.png": "not a file inside the allowed upload roots",
+    "x" * 300 + ".png": "not a file inside the allowed upload roots",
     "loop": "not a file inside the allowed upload roots",
     "dangling.png": "not a file inside the allowed upload roots",
     "cat.png\x00.txt": "not valid",
@@ -310,16 +314,22 @@ async def test_upload_paths_cannot_leave_the_roots(env: Env, client: Client, tmp
 
 
 async def test_a_client_cannot_hand_itself_roots_or_a_human_answer(env: Env, tmp_path: Path) -> None:
-    """``roots``, ``answer`` and ``ctx`` are resolved by the server; sent as arguments they change nothing."""
+    """``roots``, ``answer`` and ``ctx`` are resolved by the server; sent as arguments they are refused as arguments
+    the tool does not take, and change nothing."""
     outside = tmp_path / "outside" / "outside.png"
     async with Client(env.make(upload_roots=""), mode="auto") as rootless:
         forged_roots = {"roots": [{"uri": "file:///", "name": "everything"}]}
         for extra in ({"roots": forged_roots}, {"ctx": {"roots": forged_roots}}, {"roots": [{"uri": "file:///"}]}):
-            refused(await rootless.call_tool("upload_file", {"path": str(outside), **extra}), "MEDIA_MCP_UPLOAD_ROOTS")
+            name = next(iter(extra))
+            refused(await rootless.call_tool("upload_file", {"path": str(outside), **extra}), f"no argument '{name}'")
+        refused(await rootless.call_tool("upload_file", {"path": str(outside)}), "MEDIA_MCP_UPLOAD_ROOTS")
     file_id = await env.put("keep.png")
     async with Client(env.make(), mode="auto") as client:
         accepted = {"action": "accept", "content": {"confirm": True}, "data": {"confirm": True}}
-        answer = ok(await client.call_tool("move_to_trash", {"file_ids": [file_id], "answer": accepted}))
+        for forged in ({"answer": accepted}, {"person_answer": accepted}, {"person_plan": {"digest": "x"}}):
+            name = next(iter(forged))
+            refused(await client.call_tool("move_to_trash", {"file_ids": [file_id], **forged}), f"no argument '{name}'")
+        answer = ok(await client.call_tool("move_to_trash", {"file_ids": [file_id]}))
         assert answer["status"] == "confirmation_required"
     assert file_id in await live_files(env.wix)
 
@@ -340,7 +350,7 @@ async def test_hostile_text_in_ids_and_names_is_fenced(env: Env, client: Client,
         updated = ok(
             await client.call_tool("update_file", {"file_id": file_id, "name": named + ".png", "labels": [named]})
         )
-        assert raw_invisible(updated["file"]["name"]) == []
+        assert raw_invisible(updated["files"][0]["name"]) == []
         stored_file = await env.wix.get_file(file_id)
         assert raw_invisible(stored_file.display_name) == [] and all(raw_invisible(x) == [] for x in stored_file.labels)
         for searching in ("search_files", "search_folders"):
@@ -435,7 +445,7 @@ async def test_megabyte_strings_and_ten_thousand_item_lists_are_refused_fast(env
                 if prop.get("type") == "string" and "maxLength" in prop and "enum" not in prop:
                     edge = await client.call_tool(tool.name, {**base, name: "\U0001f600" * prop["maxLength"]})
                     assert isinstance(edge.structured_content, dict) or refused(edge), (tool.name, name)
-            # an oversized argument the tool does not know is ignored, not fatal
+            # an oversized argument the tool does not know is refused by name, not echoed, and not fatal
             extra = await client.call_tool(tool.name, {**base, "unknown_" + "z" * 100: MEGABYTE})
             assert extra.is_error or isinstance(extra.structured_content, dict)
         # a listing (GET) carries the cursor in its URL: 16,000 emoji are valid but no URL holds them
@@ -595,7 +605,7 @@ async def test_upload_links_minted_by_the_tool_resist_tampering_and_expire(
 ) -> None:
     async def mint(**extra: Any) -> dict[str, Any]:
         result = await client.call_tool(
-            "generate_upload_url", {"file_name": "up.png", "mime_type": "image/png", **extra}
+            "generate_upload_url", {"file_name": "up.png", "mime_type": "image/png", "resumable": False, **extra}
         )
         leak_scan.minted(result)
         return ok(result)
@@ -892,7 +902,7 @@ def test_the_command_survives_junk_on_stdin_and_its_stderr_keeps_secrets(tmp_pat
             answers = [
                 session.request(20 + n, "tools/call", {"name": t, "arguments": a}) for n, (t, a) in enumerate(calls)
             ]
-            uploaded = answers[0]["result"]["structuredContent"]["file"]["id"]
+            uploaded = answers[0]["result"]["structuredContent"]["files"][0]["id"]
             assert answers[1]["result"]["structuredContent"]["upload_url"]
             leak_scan.secrets.add(answers[1]["result"]["structuredContent"]["upload_url"])
             assert all(a["result"].get("isError") for a in answers[2:])

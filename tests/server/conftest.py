@@ -50,13 +50,17 @@ def server_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_server(wix: WixMediaClient, server_dir: Path, upload_root: Path, clock: FakeClock) -> MakeServer:
+def make_server(
+    wix: WixMediaClient, library: Library, server_dir: Path, upload_root: Path, clock: FakeClock
+) -> MakeServer:
     """``make_server(read_only=True, confirm="token", ...)``: a server over the library with those settings."""
 
     def build(**overrides: Any) -> MCPServer:
         overrides.setdefault("upload_roots", str(upload_root))
         settings = ServerSettings(**overrides)
-        return create_server(settings, StaticBackend(wix, "local"), data_dir=server_dir, clock=clock)
+        lives = (library.settings.library_upload_link_minutes, library.settings.library_resumable_link_minutes)
+        backend = StaticBackend(wix, "local", link_minutes=lives)
+        return create_server(settings, backend, data_dir=server_dir, clock=clock)
 
     return build
 

@@ -116,6 +116,11 @@ SAMPLES: dict[str, Any] = {
 }
 """Values for the required arguments that are not ids. A new tool with another required argument fails the test
 below until a sample is added here: the test never silently skips a tool."""
+EFFECTS: dict[str, dict[str, Any]] = {
+    "update_file": {"add_labels": ["moved-by-test"]},
+    "update_folder": {"name": "renamed-by-test"},
+}
+"""Optional arguments that give a call something to do, where it would otherwise only be refused for doing nothing."""
 
 
 def id_arguments(tool: Tool, site: Site) -> list[tuple[str, Any]]:
@@ -138,10 +143,15 @@ def id_arguments(tool: Tool, site: Site) -> list[tuple[str, Any]]:
     return out
 
 
-def base_arguments(tool: Tool) -> dict[str, Any]:
-    args: dict[str, Any] = {}
+def base_arguments(tool: Tool, site: Site) -> dict[str, Any]:
+    """The tool's required arguments, ids among them pointing inside the scope, and what gives it an effect."""
+    args: dict[str, Any] = dict(EFFECTS.get(tool.name, {}))
     for name in tool.input_schema.get("required", []):
-        if name.endswith(("_id", "_ids")):
+        if name.endswith("folder_id"):
+            args[name] = site.nested
+            continue
+        if name.endswith("file_id"):
+            args[name] = site.in_file
             continue
         assert name in SAMPLES, f"add a sample value for {tool.name}.{name} to SAMPLES"
         args[name] = SAMPLES[name]
@@ -167,7 +177,7 @@ async def test_no_tool_reaches_outside_the_scope(
     driven = 0
     for tool in tools:
         for name, value in id_arguments(tool, site):
-            args = base_arguments(tool) | {name: value}
+            args = base_arguments(tool, site) | {name: value}
             if tool.name == "move_to_trash":
                 args["permanent"] = True  # the worst case: nothing outside may go, for good or not
             result = await scoped.call_tool(tool.name, args)

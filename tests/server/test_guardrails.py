@@ -39,14 +39,10 @@ from media_mcp.wix.auth import ApiKeyAuth
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock, PNG_16x8
 from tests.server.conftest import MakeServer, audit_lines
+from tests.tool_names import READ_TOOLS, WRITE_TOOLS
 
 pytestmark = pytest.mark.anyio
 
-WRITE_TOOLS = {
-    "generate_upload_url", "move_to_trash", "restore_from_trash", "create_folder", "update_file", "import_file",
-    "upload_file",
-}  # fmt: skip
-READ_TOOLS = {"search_folders", "search_files", "get_file", "get_folder", "generate_download_url"}
 INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
 BIG_PNG = PNG_16x8 + bytes(31)  # 100 bytes: sizes in a preview tell the files apart
 IMPORT_SOURCE = "https://pictures.example/cat.png"
@@ -134,8 +130,9 @@ async def live_ids(wix: WixMediaClient) -> set[str]:
 
 
 async def stored_size(wix: WixMediaClient, result: CallToolResult) -> int | None:
-    """The size the library holds for the file a write answered."""
-    return (await wix.get_file(data(result)["file"]["id"])).size_in_bytes
+    """The size the library holds for the file a write answered (an upload answers a list of files)."""
+    answer = data(result)
+    return (await wix.get_file((answer["files"][0] if "files" in answer else answer["file"])["id"])).size_in_bytes
 
 
 async def trashed(wix: WixMediaClient, file_id: str) -> bool:
@@ -209,7 +206,7 @@ async def test_private_link_defaults_to_5_minutes_and_really_expires(
 ) -> None:
     file_id = await put(wix, tmp_path, "secret.png", private=True)
     answer = await link(client, file_id)
-    assert answer["private"] is True
+    assert answer["links"][0]["private"] is True
     assert answer["expiration_minutes"] == 5
     assert answer["clamped"] is False
     assert answer["expires_at"] == stamp(clock.now + 300)
@@ -224,7 +221,7 @@ async def test_private_link_asked_for_an_hour_is_clamped_to_15_minutes(
     # 60 minutes is fine for a public file: the cap comes from the file's own privacy, not from the ask
     file_id = await put(wix, tmp_path, "secret.png", private=True)
     answer = await link(client, file_id, 60)
-    assert (answer["expiration_minutes"], answer["clamped"], answer["private"]) == (15, True, True)
+    assert (answer["expiration_minutes"], answer["clamped"], answer["links"][0]["private"]) == (15, True, True)
     assert answer["expires_at"] == stamp(clock.now + 15 * 60)
     await works_until(wix, clock, answer["links"][0]["url"], 15 * 60)
     shorter = await link(client, file_id, 10)
@@ -237,7 +234,11 @@ async def test_public_links_are_capped_at_an_hour(
 ) -> None:
     file_id = await put(wix, tmp_path, "open.png", private=False)
     asked_long = await link(client, file_id, 600)
-    assert (asked_long["expiration_minutes"], asked_long["clamped"], asked_long["private"]) == (60, True, False)
+    assert (asked_long["expiration_minutes"], asked_long["clamped"], asked_long["links"][0]["private"]) == (
+        60,
+        True,
+        False,
+    )
     assert asked_long["expires_at"] == stamp(clock.now + 3600)
     await works_until(wix, clock, asked_long["links"][0]["url"], 3600)
     # with nothing asked, an explicit hour goes to the backend (Wix's own default would be 600 minutes)
@@ -261,11 +262,13 @@ async def test_link_lifetimes_follow_the_settings(
 
 
 @bounded
-async def test_no_tool_offers_the_permanent_zip_link(client: Client) -> None:
+async def test_no_tool_offers_the_permanent_zip_link(client: Client, wix: WixMediaClient, tmp_path: Path) -> None:
     tools = (await client.list_tools()).tools
     assert all("zip" not in (tool.description or "").lower() for tool in tools)
-    schema = next(tool.input_schema for tool in tools if tool.name == "generate_download_url")
-    assert "file_ids" not in schema["properties"]
+    files = [await put(wix, tmp_path, f"open-{n}.png") for n in range(2)]
+    answer = data(await client.call_tool("generate_download_url", {"file_ids": files}))
+    assert sorted(link["file_id"] for link in answer["links"]) == sorted(files)  # a temporary link each, no archive
+    assert all(link["expires_at"] == answer["expires_at"] and "zip" not in link["url"] for link in answer["links"])
 
 
 # --- 2. destructive actions need confirmation ------------------------------------------------------
@@ -547,10 +550,10 @@ async def test_permanent_delete_is_not_offered_by_default(
 ) -> None:
     async with Client(make_server(confirm="allow"), mode=mode) as client:
         assert "permanent" not in (await trash_schema(client))["properties"]
-        # a model that sends it anyway gets a plain (reversible) trash, never a deletion
-        answer = data(await client.call_tool("move_to_trash", {"file_ids": [victims.alpha], "permanent": True}))
-        assert answer["permanent"] is False
-    assert await trashed(wix, victims.alpha)  # still there, in the trash
+        # a model that sends it anyway is refused, told which setting would offer it, and nothing is touched
+        text = refusal(await client.call_tool("move_to_trash", {"file_ids": [victims.alpha], "permanent": True}))
+        assert "there is no argument 'permanent'" in text and "MEDIA_MCP_ALLOW_PERMANENT_DELETE" in text
+    assert not await trashed(wix, victims.alpha)
 
 
 @bounded
@@ -765,7 +768,7 @@ async def test_scope_refuses_writes_outside(scoped: Client, wix: WixMediaClient,
     out_of_scope(await scoped.call_tool("update_file", {"file_id": tree.in_file, "folder_id": "media-root"}))
     assert (await wix.get_file(tree.in_file)).parent_folder_id == tree.inside
     moved = data(await scoped.call_tool("update_file", {"file_id": tree.in_file, "folder_id": tree.nested}))
-    assert moved["file"]["folder"]["id"] == tree.nested
+    assert moved["files"][0]["folder"]["id"] == tree.nested
     out_of_scope(await scoped.call_tool("move_to_trash", {"file_ids": [tree.out_file]}))
     out_of_scope(await scoped.call_tool("move_to_trash", {"folder_ids": [tree.outside]}))
     mixed = data(await scoped.call_tool("move_to_trash", {"file_ids": [tree.in_file, tree.top_file]}))
@@ -795,7 +798,7 @@ async def test_scope_refuses_uploads_outside(
         out_of_scope(await scoped.call_tool("import_file", args))
     assert await live_ids(wix) == before
     landed = data(await scoped.call_tool("upload_file", {"path": "fresh.png"}))
-    assert landed["file"]["folder"]["id"] == tree.inside
+    assert landed["files"][0]["folder"]["id"] == tree.inside
     recipe = data(await scoped.call_tool("generate_upload_url", {"file_name": "x.png", "mime_type": "image/png"}))
     assert recipe["folder"]["id"] == tree.inside
 
@@ -848,7 +851,7 @@ async def test_upload_file_stays_inside_the_upload_roots(
         str(upload_root / ".." / "elsewhere" / "secret.png"): "not a file inside the allowed upload roots",
         "link.png": "not a file inside the allowed upload roots",
         str(upload_root / "link.png"): "not a file inside the allowed upload roots",
-        "folder.png": "is not a regular file",
+        "folder.png": "holds no file to upload",
         "missing.png": "not a file inside the allowed upload roots",
         "/etc/passwd": "not a file inside the allowed upload roots",
         "bad\x00name.png": "not valid",
@@ -871,7 +874,7 @@ async def test_client_roots_are_used_when_no_upload_roots_are_set(
     roots = SharedRoots([shared])
     async with Client(make_server(upload_roots=""), mode=mode, list_roots_callback=roots) as client:
         uploaded = data(await client.call_tool("upload_file", {"path": str(shared / "inside.png")}))
-        assert uploaded["file"]["name"] == "inside.png"
+        assert uploaded["files"][0]["name"] == "inside.png"
         assert await stored_size(wix, await client.call_tool("upload_file", {"path": "inside.png"})) == 69
         for path in (str(outside_file), "../elsewhere/secret.png"):
             assert "not a file inside the allowed upload roots" in refusal(
@@ -1062,7 +1065,7 @@ async def test_a_name_swapped_during_uploads_never_uploads_the_outside_file_nor_
                 assert "not a file inside the allowed upload roots" in text or "not a regular file" in text, text
                 outcomes.append("refused")
                 continue
-            file_id = data(result)["file"]["id"]
+            file_id = data(result)["files"][0]["id"]
             link = await wix.generate_file_download_url(msg.GenerateFileDownloadUrlRequest(file_id=file_id))
             body = (await wix.http.get(link[0].url)).content
             assert body == inside, "the outside file was uploaded"
@@ -1197,7 +1200,7 @@ async def test_names_written_through_the_server_are_cleaned(
     assert (await wix.get_folder(folder["id"])).display_name == EVIL_CLEAN
     file_id = await put(wix, tmp_path, "plain.png")
     renamed = data(await client.call_tool("update_file", {"file_id": file_id, "name": EVIL + ".png", "labels": [EVIL]}))
-    assert renamed["file"]["name"] == EVIL_CLEAN + ".png"
+    assert renamed["files"][0]["name"] == EVIL_CLEAN + ".png"
     stored = await wix.get_file(file_id)
     assert stored.display_name == EVIL_CLEAN + ".png" and stored.labels == [EVIL_CLEAN]
     assert "empty" in refusal(await client.call_tool("create_folder", {"name": "\u200b\u202e\x07"}))
@@ -1233,7 +1236,7 @@ async def test_every_write_and_link_is_audited_without_secrets(
         return data(result)
 
     async with Client(make_server(confirm="token", confirm_secret=secret), mode=mode) as client:
-        uploaded = (await call(client, "upload_file", {"path": "cat.png", "private": True}))["file"]["id"]
+        uploaded = (await call(client, "upload_file", {"path": "cat.png", "private": True}))["files"][0]["id"]
         private_link = await call(client, "generate_download_url", {"file_id": uploaded, "expiration_minutes": 60})
         recipe = await call(client, "generate_upload_url", {"file_name": "x.png", "mime_type": "image/png"})
         folder = (await call(client, "create_folder", {"name": "archive"}))["folder"]["id"]

@@ -32,6 +32,7 @@ from media_mcp.server.run import StartupError, http_app, is_default_loopback
 from media_mcp.settings import ServerSettings
 from tests.conftest import LoopbackServer, PNG_16x8
 from tests.server.conftest import MakeServer
+from tests.tool_names import ALL_TOOLS
 
 pytestmark = pytest.mark.anyio
 
@@ -42,10 +43,7 @@ INITIALIZE = {
     "jsonrpc": "2.0", "id": 1, "method": "initialize",
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
 }  # fmt: skip
-TOOLS = {
-    "search_folders", "search_files", "get_file", "get_folder", "generate_download_url", "generate_upload_url",
-    "move_to_trash", "restore_from_trash", "create_folder", "update_file", "import_file", "upload_file",
-}  # fmt: skip
+TOOLS = ALL_TOOLS
 
 
 @contextmanager
@@ -85,7 +83,7 @@ async def use_tools(client: Client, upload_root: Path) -> None:
     (upload_root / "cat.png").write_bytes(PNG_16x8)
     uploaded = await client.call_tool("upload_file", {"path": "cat.png", "folder_id": folder_id})
     assert not uploaded.is_error and uploaded.structured_content is not None, uploaded.content
-    file_id = uploaded.structured_content["file"]["id"]
+    file_id = uploaded.structured_content["files"][0]["id"]
     found = await client.call_tool("search_files", {"folder_id": folder_id})
     assert found.structured_content is not None and [row[0] for row in found.structured_content["rows"]] == [file_id]
     details = await client.call_tool("get_file", {"file_id": file_id})

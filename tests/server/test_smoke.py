@@ -6,16 +6,14 @@ import pytest
 from mcp import Client
 
 from tests.conftest import PNG_16x8
+from tests.tool_names import ALL_TOOLS
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_tools_are_listed(client: Client) -> None:
     names = {tool.name for tool in (await client.list_tools()).tools}
-    assert names == {
-        "search_folders", "search_files", "get_file", "get_folder", "generate_download_url", "generate_upload_url",
-        "move_to_trash", "restore_from_trash", "create_folder", "update_file", "import_file", "upload_file",
-    }  # fmt: skip
+    assert names == ALL_TOOLS
 
 
 async def test_upload_and_find(client: Client, upload_root: object) -> None:
@@ -26,7 +24,7 @@ async def test_upload_and_find(client: Client, upload_root: object) -> None:
     uploaded = await client.call_tool("upload_file", {"path": "cat.png"})
     assert not uploaded.is_error, uploaded.content
     assert uploaded.structured_content is not None
-    file_id = uploaded.structured_content["file"]["id"]
+    file_id = uploaded.structured_content["files"][0]["id"]
     found = await client.call_tool("search_files", {"query": "cat"})
     assert found.structured_content is not None
     assert [row[0] for row in found.structured_content["rows"]] == [file_id]

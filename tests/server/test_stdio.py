@@ -27,14 +27,10 @@ from mcp.types import CallToolResult, TextContent, jsonrpc_message_adapter
 
 from media_mcp import __version__
 from tests.conftest import PNG_16x8
+from tests.tool_names import ALL_TOOLS, READ_TOOLS
 
 pytestmark = pytest.mark.anyio
 
-ALL_TOOLS = {
-    "search_folders", "search_files", "get_file", "get_folder", "generate_download_url", "generate_upload_url",
-    "move_to_trash", "restore_from_trash", "create_folder", "update_file", "import_file", "upload_file",
-}  # fmt: skip
-READ_TOOLS = {"search_folders", "search_files", "get_file", "get_folder", "generate_download_url"}
 SESSION_TIMEOUT = 90.0
 """Bound on one whole spawned session: start-up (SDK import ~0.6 s, more without .pyc) plus every call."""
 LINE_TIMEOUT = 30.0
@@ -118,7 +114,7 @@ async def test_every_tool_over_stdio(tmp_path: Path, upload_dir: Path, mode: str
             )
             assert not uploaded.is_error, text_of(uploaded)
             assert uploaded.structured_content is not None
-            cat = uploaded.structured_content["file"]
+            cat = uploaded.structured_content["files"][0]
             assert (cat["name"], cat["folder"]["id"], cat["private"]) == ("cat.png", folder["id"], False)
             assert reported and reported[-1][0] == len(PNG_16x8)
 
@@ -138,8 +134,9 @@ async def test_every_tool_over_stdio(tmp_path: Path, upload_dir: Path, mode: str
 
             # an upload link a plain HTTP client can use
             recipe = await ok(
-                client, "generate_upload_url", {"file_name": "dog.png", "mime_type": "image/png", "private": True}
-            )
+                client, "generate_upload_url",
+                {"file_name": "dog.png", "mime_type": "image/png", "private": True, "size_bytes": len(PNG_16x8)},
+            )  # fmt: skip
             assert recipe["protocol"] == "PUT" and recipe["private"] is True
             put = await http.put(recipe["upload_url"], content=PNG_16x8, headers={"Content-Type": "image/png"})
             assert put.status_code == 200, put.text
@@ -149,7 +146,7 @@ async def test_every_tool_over_stdio(tmp_path: Path, upload_dir: Path, mode: str
 
             # rename and relabel
             updated = await ok(client, "update_file", {"file_id": cat["id"], "name": "kitten.png", "labels": ["pets"]})
-            assert updated["file"]["name"] == "kitten.png"
+            assert updated["files"][0]["name"] == "kitten.png"
             renamed = (await ok(client, "get_file", {"file_id": cat["id"]}))["files"][0]
             assert (renamed["name"], renamed["labels"]) == ("kitten.png", ["pets"])
 

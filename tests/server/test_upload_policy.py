@@ -58,7 +58,8 @@ async def test_no_wildcard_admits_markup_or_a_malformed_type(client: Client, wix
     with anyio.fail_after(WAIT):
         args = {"file_name": "thing.bin", "mime_type": mime, "size_bytes": 10}
         assert "not allowed" in refusal(await client.call_tool("generate_upload_url", args))
-        assert "not allowed" in refusal(await client.call_tool("import_file", {"url": "https://x.test/a", **args}))
+        imported = {"url": "https://x.test/a", "mime_type": mime}
+        assert "not allowed" in refusal(await client.call_tool("import_file", imported))
     assert await live_ids(wix) == set()
 
 
@@ -111,7 +112,7 @@ async def test_markup_the_guard_cannot_see_is_refused_by_the_library(
 
 async def test_a_minted_link_brings_only_what_it_was_minted_for(client: Client, wix: WixMediaClient) -> None:
     with anyio.fail_after(WAIT):
-        args = {"file_name": "cat.png", "mime_type": "image/png"}
+        args = {"file_name": "cat.png", "mime_type": "image/png", "resumable": False}
         recipe = data(await client.call_tool("generate_upload_url", args))
         for hostile in (SVG, b"\x0c" + SVG, b"<!DOCTYPE html><script>alert(1)</script>"):
             refused = await wix.http.put(recipe["upload_url"], content=hostile, headers={"Content-Type": "image/png"})

@@ -3,11 +3,13 @@
 Plain async functions of the guard and their arguments; `media_mcp.server.registry` wires them to MCP.
 """
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
 
-from media_mcp.guard import DownloadGrant, Guard, GuardError, Root
+from media_mcp.guard import DownloadGrant, Guard, GuardError, LocalListing, Progress, Root, Summary
+from media_mcp.server.binding import CLIENT_ROOTS, PROGRESS
 from media_mcp.server.outputs import FileField, FilesResult, FileTable, FolderPage, FolderResult
 
 MediaTypeName = Literal["IMAGE", "VIDEO", "AUDIO", "DOCUMENT", "VECTOR", "ARCHIVE", "MODEL3D"]
@@ -15,7 +17,7 @@ FileId = Annotated[str, Field(min_length=1, max_length=1000, description="A file
 FolderId = Annotated[str, Field(min_length=1, max_length=100, description="A folder id.")]
 Cursor = Annotated[
     str | None,
-    Field(max_length=4096, description="next_cursor from the previous page; repeat the other arguments unchanged."),
+    Field(max_length=4096, description="next_cursor of the last page; keep the other arguments."),
 ]
 Limit = Annotated[int, Field(ge=1, le=100, description="Page size.")]
 
@@ -38,7 +40,10 @@ async def search_folders(
 async def search_files(
     guard: Guard,
     query: Annotated[str | None, Field(max_length=200, description="Words in the name, MIME type or labels.")] = None,
-    folder_id: Annotated[str | None, Field(max_length=100, description="Only files directly in this folder.")] = None,
+    folder_id: Annotated[
+        str | None, Field(min_length=1, max_length=100, description="Only files in this folder.")
+    ] = None,
+    recursive: Annotated[bool, Field(description="With folder_id: its subfolders too, at any depth.")] = False,
     root: Annotated[
         Root | None, Field(description="Tree to search (default MEDIA_ROOT; TRASH_ROOT is the trash).")
     ] = None,
@@ -67,6 +72,7 @@ async def search_files(
         sort_order=sort_order,
         limit=limit,
         cursor=cursor,
+        recursive=recursive,
     )
     return FileTable.of(page.items, fields, page.next_cursor)
 
@@ -85,26 +91,65 @@ async def get_file(
     return FilesResult(files=await guard.get_files(ids))
 
 
-async def get_folder(guard: Guard, folder_id: FolderId) -> FolderResult:
-    """One folder by id: its name and the folder it is in."""
-    return FolderResult(folder=await guard.get_folder(folder_id))
+async def get_folder(
+    guard: Guard,
+    folder_id: FolderId,
+    depth: Annotated[int, Field(ge=0, le=5, description="Levels of subfolders to list (0: none).")] = 1,
+) -> FolderResult:
+    """One folder by id: its name, where it is, and its subfolders `depth` levels down (at most 200 in all)."""
+    folder, tree = await guard.get_folder(folder_id, depth=depth)
+    return FolderResult(folder=folder, subfolders=tree if depth else None)
+
+
+async def summarize_media(
+    guard: Guard,
+    progress: Annotated[Progress | None, PROGRESS],
+    folder_id: Annotated[
+        str | None, Field(min_length=1, max_length=100, description="Only this folder, at any depth.")
+    ] = None,
+    include_trash: Annotated[bool, Field(description="Also count the trash (whole site only).")] = False,
+) -> Summary:
+    """How many files and bytes the site (or a folder, at any depth) holds, by media type, largest first; one call
+    on any site size (counting stops at 100,000 items and says so)."""
+    return await guard.summarize(folder_id, include_trash=include_trash, progress=progress)
+
+
+async def list_local_files(
+    guard: Guard,
+    roots: Annotated[list[Path], CLIENT_ROOTS],
+    path: Annotated[
+        str | None, Field(min_length=1, max_length=4096, description="A directory inside an upload root.")
+    ] = None,
+    recursive: Annotated[bool, Field(description="Look in subdirectories too.")] = False,
+    media_types: Annotated[list[MediaTypeName] | None, Field(max_length=7, description="Only these types.")] = None,
+    limit: Annotated[int, Field(ge=1, le=500, description="Most files to list.")] = 100,
+) -> LocalListing:
+    """The local files upload_file may upload: under the upload roots, of a type this server accepts (default: the
+    files directly in each root)."""
+    kinds: list[str] | None = list(media_types) if media_types else None
+    return await guard.local_files(path, roots, recursive=recursive, media_types=kinds, limit=limit)
 
 
 async def generate_download_url(
     guard: Guard,
-    file_id: FileId,
+    file_id: Annotated[FileId | None, Field(description="One file.")] = None,
+    file_ids: Annotated[list[FileId] | None, Field(max_length=100, description="Several files.")] = None,
     expiration_minutes: Annotated[
         int | None,
         Field(ge=1, le=525600, description="Link life; private files: 5 by default, 15 at most."),
     ] = None,
     asset_keys: Annotated[
-        list[Annotated[str, Field(max_length=100)]] | None,
+        list[Annotated[str, Field(min_length=1, max_length=100)]] | None,
         Field(max_length=10, description="Variants; default ['src'], the original."),
     ] = None,
-    download_name: Annotated[str | None, Field(max_length=100, description="File name the browser saves.")] = None,
+    download_name: Annotated[
+        str | None, Field(min_length=1, max_length=100, description="File name the browser saves (one file).")
+    ] = None,
     inline: Annotated[bool | None, Field(description="Open in the browser, not save.")] = None,
 ) -> DownloadGrant:
-    """A temporary download link (minutes for private files). It is a secret: give it only to whoever asked."""
-    return await guard.download_link(
-        file_id, minutes=expiration_minutes, asset_keys=asset_keys, download_name=download_name, inline=inline
+    """Temporary download links for one file or up to 100 (minutes for private files), with when each expires and a
+    note to pass on. Links are secrets: give them only to whoever asked."""
+    ids = ([file_id] if file_id else []) + (file_ids or [])
+    return await guard.download_links(
+        ids, minutes=expiration_minutes, asset_keys=asset_keys, download_name=download_name, inline=inline
     )

@@ -44,12 +44,11 @@ async def move_to_trash(
         WhenSetting("allow_permanent_delete"),
     ] = False,
 ) -> TrashOutcome:
-    """Move files and folders (with everything inside) to the trash; undo with restore_from_trash.
+    """Move files and folders (with all inside) to the trash; undo with restore_from_trash.
 
-    The first call may answer 'confirmation_required' with a preview of everything that would go (counted through
-    subfolders) and a confirmation_token: show the preview to the user, and only if they agree repeat the call with
-    the same ids and the token. If the content changes in between, nothing is done and a fresh preview comes back.
-    """
+    It may answer 'confirmation_required' with a preview of all that would go and a confirmation_token: show the
+    preview to the user; only if they agree, repeat the call with the same ids and the token. If the content changed
+    meanwhile, nothing is done and a fresh preview comes back."""
     return await guard.trash(
         file_ids or [], folder_ids or [], permanent=permanent, token=confirmation_token, answer=answer
     )

@@ -8,12 +8,15 @@ from typing import Annotated
 
 from pydantic import Field
 
-from media_mcp.guard import Guard, Progress, UploadGrant
+from media_mcp.guard import FileBrief, Guard, Progress, UpdateOutcome, UploadGrant, UploadOutcome
 from media_mcp.guard.text import LABEL_CAP
 from media_mcp.server.binding import CLIENT_ROOTS, PROGRESS
-from media_mcp.server.outputs import FileBrief, FileResult, FolderResult
-from media_mcp.server.tools.read import FileId
+from media_mcp.server.outputs import FileResult, FolderResult
+from media_mcp.server.tools.read import FileId, FolderId
 
+Labels = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=LABEL_CAP)]] | None, Field(max_length=100, description="Labels.")
+]
 FolderArg = Annotated[str | None, Field(max_length=100, description="Target folder (default 'media-root').")]
 
 
@@ -50,29 +53,52 @@ async def create_folder(
 
 async def update_file(
     guard: Guard,
-    file_id: FileId,
-    name: Annotated[str | None, Field(min_length=1, max_length=255, description="New name.")] = None,
-    folder_id: Annotated[str | None, Field(max_length=100, description="New folder.")] = None,
-    labels: Annotated[
-        list[Annotated[str, Field(max_length=LABEL_CAP)]] | None,
-        Field(max_length=100, description="New labels (replacing the old)."),
+    file_id: Annotated[FileId | None, Field(description="One file.")] = None,
+    file_ids: Annotated[list[FileId] | None, Field(max_length=100, description="Several files, changed alike.")] = None,
+    name: Annotated[str | None, Field(min_length=1, max_length=255, description="New name (one file).")] = None,
+    names: Annotated[
+        dict[str, Annotated[str, Field(min_length=1, max_length=255)]] | None,
+        Field(max_length=100, description="New names of several files: {file_id: name}."),
     ] = None,
-) -> FileResult:
-    """Rename, move or relabel a file (old values are overwritten)."""
-    file = await guard.update_file(file_id, name=name, folder_id=folder_id, labels=labels)
-    return FileResult(file=FileBrief.of(file))
+    folder_id: Annotated[str | None, Field(min_length=1, max_length=100, description="Move into this folder.")] = None,
+    labels: Labels = None,
+    add_labels: Labels = None,
+    remove_labels: Labels = None,
+) -> UpdateOutcome:
+    """Rename, move or relabel one file or up to 100 in one call; answers each file as it is now, and which could
+    not change and why. labels replaces a file's labels; add_labels/remove_labels edit them."""
+    ids = ([file_id] if file_id else []) + (file_ids or [])
+    return await guard.update_files(
+        ids, name=name, names=names, folder_id=folder_id, labels=labels, add_labels=add_labels,
+        remove_labels=remove_labels,
+    )  # fmt: skip
+
+
+async def update_folder(
+    guard: Guard,
+    folder_id: FolderId,
+    name: Annotated[str | None, Field(min_length=1, max_length=1000, description="New name.")] = None,
+    parent_folder_id: Annotated[
+        str | None, Field(min_length=1, max_length=100, description="Move under this folder ('media-root': top).")
+    ] = None,
+) -> FolderResult:
+    """Rename a folder, or move it with everything inside under another folder; answers it as it is now."""
+    return FolderResult(folder=await guard.update_folder(folder_id, name=name, parent_id=parent_folder_id))
 
 
 async def import_file(
     guard: Guard,
     url: Annotated[str, Field(min_length=8, max_length=2000, description="Public http(s) URL.")],
-    name: Annotated[str | None, Field(max_length=255, description="Name, with extension.")] = None,
+    name: Annotated[str | None, Field(min_length=1, max_length=255, description="Name, with extension.")] = None,
     folder_id: FolderArg = None,
     private: Annotated[bool, Field(description="Make it private.")] = False,
     mime_type: Annotated[str | None, Field(max_length=100, description="Its type, if the URL does not say.")] = None,
+    labels: Labels = None,
 ) -> FileResult:
     """Import a file from a public URL; it arrives PENDING: poll get_file until READY."""
-    file = await guard.import_file(url=url, name=name, folder_id=folder_id, private=private, mime_type=mime_type)
+    file = await guard.import_file(
+        url=url, name=name, folder_id=folder_id, private=private, mime_type=mime_type, labels=labels
+    )
     return FileResult(
         file=FileBrief.of(file), message="Import started; call get_file until status is READY (or FAILED)."
     )
@@ -80,15 +106,23 @@ async def import_file(
 
 async def upload_file(
     guard: Guard,
-    path: Annotated[str, Field(min_length=1, max_length=4096, description="Local file path inside an upload root.")],
     roots: Annotated[list[Path], CLIENT_ROOTS],
     progress: Annotated[Progress | None, PROGRESS],
+    path: Annotated[
+        str | None, Field(min_length=1, max_length=4096, description="A local file, or a directory: its files.")
+    ] = None,
+    paths: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=4096)]] | None,
+        Field(max_length=100, description="Several files or directories."),
+    ] = None,
     folder_id: FolderArg = None,
-    private: Annotated[bool, Field(description="Make it private.")] = False,
-    name: Annotated[str | None, Field(max_length=255, description="Name in the Media Manager.")] = None,
-) -> FileResult:
-    """Upload a local file from an allowed upload root, with progress."""
-    file = await guard.upload_local(
-        path=path, roots=roots, folder_id=folder_id, private=private, name=name, progress=progress
+    private: Annotated[bool, Field(description="Make them private.")] = False,
+    name: Annotated[str | None, Field(min_length=1, max_length=255, description="Name (one file).")] = None,
+    labels: Labels = None,
+) -> UploadOutcome:
+    """Upload local files from the upload roots (list_local_files shows them), with progress; a directory uploads
+    the files directly in it. Answers each uploaded file, and each path that failed and why."""
+    wanted = ([path] if path else []) + (paths or [])
+    return await guard.upload_local(
+        paths=wanted, roots=roots, folder_id=folder_id, private=private, name=name, labels=labels, progress=progress
     )
-    return FileResult(file=FileBrief.of(file))

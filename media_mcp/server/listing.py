@@ -1,0 +1,51 @@
+"""The ``tools/list`` answer as clients pay for it: every tool's schemas, in the model's context, on every turn.
+
+Pydantic and the SDK write what constrains nothing: a ``title`` on every argument (its name, capitalised), and the
+answer models in full, nested ``$defs`` and all, though a client uses an output schema only to check the answer's
+shape. `lean_listing` folds the listing the server sends, through the SDK's middleware hook: argument titles go,
+an output schema keeps its top level (every property with its type and enum) and names nested objects only as
+objects, and the annotations do not repeat the tool's title. What the tools answer is unchanged, and still fits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def lean_listing(result: dict[str, Any]) -> dict[str, Any]:
+    """A ``tools/list`` wire result, folded in place (see the module's docstring)."""
+    for tool in result.get("tools", []):
+        if not isinstance(tool, dict):
+            continue
+        inputs = tool.get("inputSchema")
+        if isinstance(inputs, dict):
+            inputs.pop("title", None)
+            for prop in inputs.get("properties", {}).values():
+                if isinstance(prop, dict):
+                    prop.pop("title", None)
+                    if isinstance(prop.get("items"), dict):
+                        prop["items"].pop("description", None)
+        outputs = tool.get("outputSchema")
+        if isinstance(outputs, dict):
+            outputs.pop("$defs", None)
+            outputs.pop("required", None)
+            for prop in outputs.get("properties", {}).values():
+                _shallow(prop)
+        annotations = tool.get("annotations")
+        if isinstance(annotations, dict) and annotations.get("title") == tool.get("title"):
+            del annotations["title"]
+    return result
+
+
+def _shallow(node: Any) -> None:
+    """A nested model, wherever it sits (a property, an array's items, one arm of a union), becomes ``object``."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            node.clear()
+            node["type"] = "object"
+            return
+        for value in node.values():
+            _shallow(value)
+    elif isinstance(node, list):
+        for value in node:
+            _shallow(value)

@@ -1,0 +1,12 @@
+"""The tools the server offers, written out once for the tests (the registry must agree: a test compares them)."""
+
+READ_TOOLS = frozenset(
+    {"search_folders", "search_files", "get_file", "get_folder", "summarize_media", "generate_download_url"}
+)
+"""What a read-only server offers."""
+WRITE_TOOLS = frozenset(
+    {"generate_upload_url", "move_to_trash", "restore_from_trash", "create_folder", "update_file", "update_folder",
+     "import_file", "upload_file", "list_local_files"}
+)  # fmt: skip
+"""What only a server that may write offers (list_local_files reads, but serves uploads only)."""
+ALL_TOOLS = READ_TOOLS | WRITE_TOOLS
