@@ -6,6 +6,8 @@ the protocol can give; they are marked in their annotation and filled here:
 - `PROGRESS`: a progress callback (from the request's ``Context``);
 - `CLIENT_ROOTS`: the directories the client shares (MCP roots, asked only when the operator set none);
 - `AskPerson`: the person's answer to a preview, asked through elicitation when the client can show a form;
+- `SettingBound`: an argument whose upper bound is a setting (a link's life, an upload's size, a batch's length),
+  so the schema states the bound in force;
 - `WhenSetting`: an argument offered only when a setting enables it (else it is left out of the schema, and
   `withheld_arguments` names the setting, for the refusal of a call that gives it anyway).
 
@@ -71,6 +73,23 @@ class WhenSetting:
     name: str
 
 
+@dataclass(frozen=True)
+class SettingBound:
+    """``Annotated[..., SettingBound("le", "max_upload_bytes")]``: the argument's ``le`` (a number's maximum) or
+    ``max_length`` (a list's or a map's) is the largest of these `ServerSettings` values."""
+
+    constraint: typing.Literal["le", "max_length"]
+    names: tuple[str, ...]
+
+    def __init__(self, constraint: typing.Literal["le", "max_length"], *names: str) -> None:
+        object.__setattr__(self, "constraint", constraint)
+        object.__setattr__(self, "names", names)
+
+    def field(self, settings: ServerSettings) -> Any:
+        value = max(int(getattr(settings, name)) for name in self.names)
+        return Field(le=value) if self.constraint == "le" else Field(max_length=value)
+
+
 class Approval(BaseModel):
     confirm: bool = Field(description="Go ahead with exactly what is listed above?")
 
@@ -123,7 +142,8 @@ def bind(fn: ToolFn, guard: Guard, settings: ServerSettings) -> Callable[..., Aw
             variable = f"{type(settings).model_config.get('env_prefix', '')}{marker.name}".upper()
             withheld[param.name] = f"not enabled on this server: the operator enables it with {variable}=true"
         else:
-            lean_annotation = _annotated(annotation, Field(json_schema_extra=lean_argument))
+            bounds = [m.field(settings) for m in typing.get_args(annotation)[1:] if isinstance(m, SettingBound)]
+            lean_annotation = _annotated(annotation, *bounds, Field(json_schema_extra=lean_argument))
             exposed.append(param.replace(annotation=lean_annotation, kind=inspect.Parameter.KEYWORD_ONLY))
     hidden: list[inspect.Parameter] = []
     if wants_ctx:

@@ -694,6 +694,10 @@ def test_the_log_filter_redacts_what_authorises_and_keeps_the_rest() -> None:
         "POST http://h/upload/tus": "POST http://h/upload/tus",
         "GET https://s3.example/o?X-Amz-Signature=abc&X-Amz-Credential=k&v=1":
             "GET https://s3.example/o?X-Amz-Signature=[redacted]&X-Amz-Credential=[redacted]&v=1",
+        "GET http://alice:hunter2@pictures.example/cat.png": "GET http://[redacted]@pictures.example/cat.png",
+        "GET https://token@cdn.example/a.png?x=1": "GET https://[redacted]@cdn.example/a.png?x=1",
+        "GET https://cdn.example/a.png#access_token=abc.def": "GET https://cdn.example/a.png#[redacted]",
+        "GET https://u:p@cdn.example/a.png?sig=1#frag": "GET https://[redacted]@cdn.example/a.png?sig=[redacted]#[redacted]",
         plain: plain,
     }  # fmt: skip
     for raw, expected in cases.items():

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import stat
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,9 @@ from mcp import Client, MCPError
 from mcp.client.session import ClientRequestContext
 from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, Tool
 
+from media_mcp.guard import StaticBackend
+from media_mcp.server.app import create_server
+from media_mcp.settings import ServerSettings
 from media_mcp.wix import messages as msg
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock, PNG_16x8
@@ -476,3 +481,16 @@ async def test_a_tool_is_a_plain_function_of_the_guard(wix: WixMediaClient, tmp_
     assert [row[:2] for row in table.rows] == [[cat, "cat.png"]]
     details = await read.get_file(guard, file_id=cat)
     assert details.files[0].folder.name == "Media"
+
+
+async def test_a_fresh_server_data_directory_is_the_owners_only(wix: WixMediaClient, tmp_path: Path) -> None:
+    """On the Wix backend no library tightens the data directory: the guard's own files must make it 0700."""
+    fresh = tmp_path / "fresh" / "data"
+    old = os.umask(0o022)
+    try:
+        create_server(ServerSettings(), StaticBackend(wix, "wix"), data_dir=fresh)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    for path in fresh.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

@@ -233,10 +233,14 @@ async def test_public_links_are_capped_at_an_hour(
     client: Client, wix: WixMediaClient, tmp_path: Path, clock: FakeClock
 ) -> None:
     file_id = await put(wix, tmp_path, "open.png", private=False)
-    asked_long = await link(client, file_id, 600)
+    # beyond the longest life any link may have, the schema's maximum refuses the ask, naming the bound
+    assert "expiration_minutes must be between 1 and 60" in refusal(
+        await client.call_tool("generate_download_url", {"file_id": file_id, "expiration_minutes": 600})
+    )
+    asked_long = await link(client, file_id, 60)
     assert (asked_long["expiration_minutes"], asked_long["clamped"], asked_long["links"][0]["private"]) == (
         60,
-        True,
+        False,
         False,
     )
     assert asked_long["expires_at"] == stamp(clock.now + 3600)
@@ -257,8 +261,11 @@ async def test_link_lifetimes_follow_the_settings(
     async with Client(server, mode=mode) as client:
         assert (await link(client, private))["expiration_minutes"] == 2
         assert (await link(client, private, 4))["expiration_minutes"] == 3
-        assert (await link(client, public, 8))["expiration_minutes"] == 7
-        await works_until(wix, clock, (await link(client, public, 8))["links"][0]["url"], 7 * 60)
+        assert (await link(client, public, 7))["expiration_minutes"] == 7
+        assert "between 1 and 7" in refusal(
+            await client.call_tool("generate_download_url", {"file_id": public, "expiration_minutes": 8})
+        )
+        await works_until(wix, clock, (await link(client, public, 7))["links"][0]["url"], 7 * 60)
 
 
 @bounded
@@ -623,7 +630,7 @@ async def test_more_than_max_trash_items_is_refused_untouched(
     human = Human("accept")
     async with Client(make_server(confirm="allow"), mode=mode, elicitation_callback=human) as client:
         text = refusal(await client.call_tool("move_to_trash", {"file_ids": ids}))
-        assert "at most 50" in text and "MEDIA_MCP_MAX_TRASH_ITEMS" in text
+        assert "file_ids" in text and "50" in text  # the schema states the bound in force, and refuses past it
         assert await live_ids(wix) == set(ids)
     async with Client(make_server(confirm="allow", max_trash_items=2), mode=mode) as client:
         assert refusal(await client.call_tool("move_to_trash", {"file_ids": ids[:2], "folder_ids": ["x"]}))
@@ -994,7 +1001,7 @@ async def test_max_upload_bytes_is_enforced(
     async with Client(make_server(max_upload_bytes=68), mode=mode) as client:
         assert "larger than" in refusal(await client.call_tool("upload_file", {"path": "cat.png"}))
         args: dict[str, Any] = {"file_name": "cat.png", "mime_type": "image/png", "size_bytes": 69}
-        assert "larger than 68" in refusal(await client.call_tool("generate_upload_url", args))
+        assert "size_bytes must be" in refusal(await client.call_tool("generate_upload_url", args))
         args["size_bytes"] = 68
         recipe = data(await client.call_tool("generate_upload_url", args))
         assert recipe["private"] is False  # privacy is stated, not left to the backend's default

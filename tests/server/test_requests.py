@@ -101,7 +101,7 @@ async def test_download_links_for_many_files_each_say_when_they_expire(
     async with Client(make_server(), mode=mode) as client:
         with anyio.fail_after(WAIT):
             answer = await call(
-                client, "generate_download_url", {"file_ids": [public, private, "no-such"], "expiration_minutes": 120}
+                client, "generate_download_url", {"file_ids": [public, private, "no-such"], "expiration_minutes": 60}
             )
     by_file = {link["file_id"]: link for link in answer["links"]}
     assert set(by_file) == {public, private}
@@ -110,8 +110,8 @@ async def test_download_links_for_many_files_each_say_when_they_expire(
     assert answer["expiration_minutes"] == 15 and answer["clamped"] is True
     assert answer["expires_at"] == by_file[private]["expires_at"]
     assert [i["status"] for i in answer["not_linked"]] == ["not_found"]
-    note = answer["note"]  # one sentence to pass on: the caps, the first expiry, and what to do
-    assert "private files' links last at most 15 minutes" in note and "public files' links at most 60" in note
+    note = answer["note"]  # one sentence to pass on: the cap that cut the ask, the first expiry, and what to do
+    assert "private files' links last at most 15 minutes" in note
     assert by_file[private]["expires_at"] in note and "Ask for new links" in note
 
 
@@ -425,3 +425,25 @@ async def test_everyday_requests_take_fewer_calls_than_a_rest_tool(
     assert sum(used.values()) <= 0.6 * sum(REST_CALLS.values()), (used, REST_CALLS)
     for request, calls in used.items():
         assert calls <= REST_CALLS[request], (request, calls)
+
+
+async def test_schemas_state_the_bounds_in_force(make_server: MakeServer, wix: WixMediaClient, mode: str) -> None:
+    settings = {"max_batch_items": 3, "max_trash_items": 4, "public_link_max_minutes": 90, "max_upload_bytes": 5000}
+    files = [await seed(wix, f"f{n}.png") for n in range(4)]
+    async with Client(make_server(**settings), mode=mode) as client:
+        schemas = {tool.name: tool.input_schema["properties"] for tool in (await client.list_tools()).tools}
+        assert schemas["generate_download_url"]["expiration_minutes"]["maximum"] == 90
+        assert schemas["generate_download_url"]["file_ids"]["maxItems"] == 3
+        assert schemas["update_file"]["file_ids"]["maxItems"] == 3
+        assert schemas["update_file"]["names"]["maxProperties"] == 3
+        assert schemas["upload_file"]["paths"]["maxItems"] == 3
+        assert schemas["generate_upload_url"]["size_bytes"]["maximum"] == 5000
+        assert schemas["move_to_trash"]["file_ids"]["maxItems"] == 4
+        assert schemas["restore_from_trash"]["folder_ids"]["maxItems"] == 4
+        with anyio.fail_after(WAIT):  # past a bound: one sentence naming the argument and the bound
+            text = failure(await client.call_tool("update_file", {"file_ids": files, "labels": ["x"]}))
+            assert "file_ids" in text and "3" in text and "pydantic" not in text
+            text = failure(await client.call_tool("generate_download_url", {"file_id": files[0],
+                                                                            "expiration_minutes": 91}))  # fmt: skip
+            assert "expiration_minutes" in text and "90" in text
+            ok(await client.call_tool("generate_download_url", {"file_id": files[0], "expiration_minutes": 90}))

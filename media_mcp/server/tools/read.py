@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from media_mcp.guard import DownloadGrant, Guard, GuardError, LocalListing, Progress, Root, Summary
-from media_mcp.server.binding import CLIENT_ROOTS, PROGRESS
+from media_mcp.server.binding import CLIENT_ROOTS, PROGRESS, SettingBound
 from media_mcp.server.outputs import FileField, FilesResult, FileTable, FolderPage, FolderResult
 
 MediaTypeName = Literal["IMAGE", "VIDEO", "AUDIO", "DOCUMENT", "VECTOR", "ARCHIVE", "MODEL3D"]
@@ -133,10 +133,13 @@ async def list_local_files(
 async def generate_download_url(
     guard: Guard,
     file_id: Annotated[FileId | None, Field(description="One file.")] = None,
-    file_ids: Annotated[list[FileId] | None, Field(max_length=100, description="Several files.")] = None,
+    file_ids: Annotated[
+        list[FileId] | None, Field(description="Several files."), SettingBound("max_length", "max_batch_items")
+    ] = None,
     expiration_minutes: Annotated[
         int | None,
-        Field(ge=1, le=525600, description="Link life; private files: 5 by default, 15 at most."),
+        Field(ge=1, description="Link life; private files: 5 by default, 15 at most."),
+        SettingBound("le", "public_link_max_minutes", "private_link_max_minutes"),
     ] = None,
     asset_keys: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=100)]] | None,

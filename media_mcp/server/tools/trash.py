@@ -10,11 +10,10 @@ from typing import Annotated
 from pydantic import Field
 
 from media_mcp.guard import Guard, PersonAnswer, RestoreOutcome, TrashOutcome, TrashPlan
-from media_mcp.server.binding import AskPerson, WhenSetting
+from media_mcp.server.binding import AskPerson, SettingBound, WhenSetting
 
 Ids = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=1000)]] | None,
-    Field(max_length=1000),
+    list[Annotated[str, Field(min_length=1, max_length=1000)]] | None, SettingBound("max_length", "max_trash_items")
 ]
 
 

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from media_mcp.guard import FileBrief, Guard, Progress, UpdateOutcome, UploadGrant, UploadOutcome
 from media_mcp.guard.text import LABEL_CAP
-from media_mcp.server.binding import CLIENT_ROOTS, PROGRESS
+from media_mcp.server.binding import CLIENT_ROOTS, PROGRESS, SettingBound
 from media_mcp.server.outputs import FileResult, FolderResult
 from media_mcp.server.tools.read import FileId, FolderId
 
@@ -24,7 +24,11 @@ async def generate_upload_url(
     guard: Guard,
     file_name: Annotated[str, Field(min_length=1, max_length=255, description="Name with extension, e.g. cat.png.")],
     mime_type: Annotated[str, Field(min_length=3, max_length=100, description="e.g. image/png.")],
-    size_bytes: Annotated[int | None, Field(ge=1, description="Exact size (needed for large files).")] = None,
+    size_bytes: Annotated[
+        int | None,
+        Field(ge=1, description="Exact size; without it, a resumable link."),
+        SettingBound("le", "max_upload_bytes"),
+    ] = None,
     folder_id: FolderArg = None,
     private: Annotated[bool, Field(description="Private: reachable only through short-lived links.")] = False,
     resumable: Annotated[bool | None, Field(description="Use tus; default: above 10 MB.")] = None,
@@ -54,11 +58,16 @@ async def create_folder(
 async def update_file(
     guard: Guard,
     file_id: Annotated[FileId | None, Field(description="One file.")] = None,
-    file_ids: Annotated[list[FileId] | None, Field(max_length=100, description="Several files, changed alike.")] = None,
+    file_ids: Annotated[
+        list[FileId] | None,
+        Field(description="Several files, changed alike."),
+        SettingBound("max_length", "max_batch_items"),
+    ] = None,
     name: Annotated[str | None, Field(min_length=1, max_length=255, description="New name (one file).")] = None,
     names: Annotated[
         dict[str, Annotated[str, Field(min_length=1, max_length=255)]] | None,
-        Field(max_length=100, description="New names of several files: {file_id: name}."),
+        Field(description="New names of several files: {file_id: name}."),
+        SettingBound("max_length", "max_batch_items"),
     ] = None,
     folder_id: Annotated[str | None, Field(min_length=1, max_length=100, description="Move into this folder.")] = None,
     labels: Labels = None,
@@ -113,7 +122,8 @@ async def upload_file(
     ] = None,
     paths: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=4096)]] | None,
-        Field(max_length=100, description="Several files or directories."),
+        Field(description="Several files or directories."),
+        SettingBound("max_length", "max_batch_items"),
     ] = None,
     folder_id: FolderArg = None,
     private: Annotated[bool, Field(description="Make them private.")] = False,
