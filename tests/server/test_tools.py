@@ -872,7 +872,7 @@ async def test_tools_list_stays_small(client: Client) -> None:
         [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools], separators=(",", ":")
     )
     assert len(tools) == len(ALL_TOOLS)
-    assert len(dumped) < 16 * 1024, f"tools/list is {len(dumped)} bytes"
+    assert len(dumped) < 16_000, f"tools/list is {len(dumped)} bytes"
 
 
 async def test_a_fifty_file_page_is_compact(client: Client, library: Library, wix: WixMediaClient) -> None:

@@ -39,7 +39,10 @@ async def search_folders(
 
 async def search_files(
     guard: Guard,
-    query: Annotated[str | None, Field(max_length=200, description="Words in the name, MIME type or labels.")] = None,
+    query: Annotated[
+        str | None,
+        Field(max_length=200, description="Words that must all appear (any case) in the name, type or labels."),
+    ] = None,
     folder_id: Annotated[
         str | None, Field(min_length=1, max_length=100, description="Only files in this folder.")
     ] = None,
@@ -124,8 +127,8 @@ async def list_local_files(
     media_types: Annotated[list[MediaTypeName] | None, Field(max_length=7, description="Only these types.")] = None,
     limit: Annotated[int, Field(ge=1, le=500, description="Most files to list.")] = 100,
 ) -> LocalListing:
-    """The local files upload_file may upload: under the upload roots, of a type this server accepts (default: the
-    files directly in each root)."""
+    """Local files upload_file may take: under the upload roots, of an accepted type (default: those directly in
+    each root)."""
     kinds: list[str] | None = list(media_types) if media_types else None
     return await guard.local_files(path, roots, recursive=recursive, media_types=kinds, limit=limit)
 
