@@ -51,7 +51,18 @@ async def _get_row(lib: Library, raw_id: str) -> FileRow:
 async def get_file(request: Request) -> Response:
     lib = library(request)
     row = await _get_row(lib, request.query_params.get("fileId", ""))
-    return respond(msg.GetFileDescriptorResponse(file=lib.render_file(row, base_url(request))))
+    (file,) = await _with_failures(lib, [lib.render_file(row, base_url(request))])
+    return respond(msg.GetFileDescriptorResponse(file=file))
+
+
+async def _with_failures(lib: Library, files: list[m.FileDescriptor]) -> list[m.FileDescriptor]:
+    """The descriptors, each FAILED one with the reason recorded for it."""
+    failed = [f.id for f in files if f.operation_status == m.OperationStatus.FAILED]
+    if failed:
+        reasons = await in_thread(lib.catalog.failures, failed)
+        for file in files:
+            file.failure_reason = reasons.get(file.id, file.failure_reason)
+    return files
 
 
 async def get_files(request: Request) -> Response:
@@ -62,7 +73,8 @@ async def get_files(request: Request) -> Response:
     if missing := [i for i in ids if i not in rows]:
         raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
     base = base_url(request)
-    return respond(msg.GetFileDescriptorsResponse(files=[lib.render_file(rows[i], base) for i in ids]))
+    files = await _with_failures(lib, [lib.render_file(rows[i], base) for i in ids])
+    return respond(msg.GetFileDescriptorsResponse(files=files))
 
 
 def _mask_paths(mask: str | msg.FieldMask | None, prefix: str) -> set[str] | None:

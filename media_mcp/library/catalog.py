@@ -353,6 +353,21 @@ class Catalog:
                 text = _search_text(found["display_name"], found["mime_type"], json.loads(found["labels"]))
                 conn.execute("UPDATE files_text SET body = ? WHERE rowid = ?", (text, found["seq"]))
 
+    def record_failure(self, file_id: str, reason: str) -> None:
+        """Why a file's import or processing failed, for its descriptor."""
+        with self.db.tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO failures (file_id, reason) VALUES (?, ?)", (file_id, reason))
+
+    def failures(self, file_ids: Sequence[str]) -> dict[str, str]:
+        """The recorded reasons of the failed files among ``file_ids``."""
+        if not file_ids:
+            return {}
+        with self.db.read() as conn:
+            rows = conn.execute(
+                f"SELECT file_id, reason FROM failures WHERE file_id IN ({self._in_list(file_ids)})", tuple(file_ids)
+            )
+            return {r[0]: r[1] for r in rows}
+
     def get_file(self, file_id: str) -> FileRow | None:
         with self.db.read() as conn:
             rows = FileRow.all_from(conn.execute("SELECT * FROM files WHERE id = ?", (file_id,)))
@@ -489,6 +504,14 @@ class Catalog:
         """
         since = "" if started_before is None else " AND created < ?"
         with self.db.tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO failures (file_id, reason) SELECT id, ? FROM files"
+                f" WHERE status='PENDING' AND blob IS NULL{since}",
+                (
+                    "the library stopped before the import finished",
+                    *(() if started_before is None else (started_before,)),
+                ),
+            )
             return conn.execute(
                 f"UPDATE files SET status='FAILED', updated=? WHERE status='PENDING' AND blob IS NULL{since}",
                 (now,) if started_before is None else (now, started_before),

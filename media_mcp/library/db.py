@@ -72,6 +72,7 @@ CREATE INDEX IF NOT EXISTS files_trashed_by ON files (trashed_by) WHERE trashed_
 CREATE INDEX IF NOT EXISTS files_trash_parent ON files (trash_parent) WHERE trash_parent IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS files_text USING fts5 (body, tokenize = 'trigram');
 
+CREATE TABLE IF NOT EXISTS failures (file_id TEXT PRIMARY KEY, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS upload_claims (
     jti TEXT PRIMARY KEY,
     status TEXT NOT NULL,            -- 'busy' | 'done'

@@ -166,15 +166,28 @@ class ImportJob:
                 await self._fetch()
         except Exception as exc:
             log.warning("import of %s failed: %s", self.file_id, exc)
-            await self._fail()
+            await self._fail(self._reason(exc))
         except BaseException:
             # cancelled: the loop that serves the library is stopping, so the import can never finish now
             with anyio.CancelScope(shield=True):
-                await self._fail()
+                await self._fail("the library stopped before the import finished")
             raise
 
-    async def _fail(self) -> None:
+    def _reason(self, exc: Exception) -> str:
+        """Why the import failed, in words for whoever asked for it; never the URL (it may carry credentials)."""
+        if isinstance(exc, ImportRefused):
+            return str(exc)
+        if isinstance(exc, httpx.HTTPStatusError):
+            return f"the source answered HTTP {exc.response.status_code}"
+        if isinstance(exc, TimeoutError):
+            return f"the source took longer than {self.lib.settings.library_import_timeout_seconds:g} s"
+        if isinstance(exc, httpx.TransportError):
+            return f"the source could not be reached ({type(exc).__name__})"
+        return "the file could not be imported"
+
+    async def _fail(self, reason: str) -> None:
         try:
+            await in_thread(self.lib.catalog.record_failure, self.file_id, reason)
             await in_thread(
                 self.lib.catalog.complete_import, self.file_id, status=m.OperationStatus.FAILED.value,
                 updated=self.lib.clock(),

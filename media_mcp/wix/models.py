@@ -211,6 +211,8 @@ class FileDescriptor(WixModel):
     updated_date: Timestamp | None = None
     site_id: str | None = None
     state: State = State.OK
+    failure_reason: str | None = None
+    """Not in Wix's descriptor: the embedded library says here why a FAILED file failed (Wix gives no reason)."""
 
 
 class Folder(WixModel):

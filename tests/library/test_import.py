@@ -204,6 +204,13 @@ async def test_source_error_or_empty_body_fails_the_import(open_api: Api, source
     started = await start_import(open_api, f"{source.url}{path}")
     file = await get_file(open_api, started["id"])
     assert file["operationStatus"] == "FAILED"
+    assert (
+        file["failureReason"]
+        == {  # the library's own field: Wix's descriptor has no reason
+            "/missing": "the source answered HTTP 404",
+            "/empty.png": "the URL answered an empty body",
+        }[path]
+    )
     assert file["hash"] == ""
     assert blob_files(open_api.library) == []
     assert list(open_api.library.data.incoming.iterdir()) == []
@@ -377,6 +384,8 @@ async def test_redirect_to_a_private_address_fails_without_a_request(library: Li
         started = await start_import(api, "http://public.example/start")
         file = await get_file(api, started["id"])
     assert file["operationStatus"] == "FAILED"
+    reason = file["failureReason"]  # the check that refused it: a non-public address, or a scheme not imported
+    assert "non-public address" in reason or "can be imported" in reason or "host" in reason, reason
     assert web.hosts == [PUBLIC_IP]  # the first hop only: the private target was never asked
     assert blob_files(library) == []
 
@@ -464,7 +473,11 @@ async def test_an_import_stopped_with_its_loop_ends_failed(library: Library) -> 
             await fetching.wait()
             for job in list(library.jobs):
                 job.cancel()
-            assert (await get_file(api, started["id"]))["operationStatus"] == "FAILED"
+            stopped = await get_file(api, started["id"])
+            assert (stopped["operationStatus"], stopped["failureReason"]) == (
+                "FAILED",
+                "the library stopped before the import finished",
+            )
 
 
 # --- headers, names and types: what an import sends, accepts and learns --------------------------

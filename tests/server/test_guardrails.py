@@ -70,6 +70,8 @@ async def _public_address(host: str, port: int) -> list[str]:
 
 
 def _source(request: httpx.Request) -> httpx.Response:
+    if "missing" in request.url.path:
+        return httpx.Response(404, text="no such picture")
     return httpx.Response(200, content=PNG_16x8, headers={"Content-Type": "image/png"})
 
 

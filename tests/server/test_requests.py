@@ -19,6 +19,7 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
+from media_mcp.library.service import Library
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock, PNG_16x8
 from tests.server.conftest import MakeServer
@@ -148,6 +149,18 @@ async def test_import_file_sets_labels(client: Client, wix: WixMediaClient) -> N
     with anyio.fail_after(WAIT):
         answer = await call(client, "import_file", {"url": IMPORT_SOURCE, "name": "cat.png", "labels": ["web"]})
     assert (await wix.get_file(answer["file"]["id"])).labels == ["web"]
+
+
+async def test_a_failed_import_says_why(client: Client, wix: WixMediaClient, library: Library) -> None:
+    source = "https://alice:hunter2@pictures.example/missing.png?token=secret-123"
+    with anyio.fail_after(WAIT):
+        started = await call(client, "import_file", {"url": source, "name": "gone.png"})
+        await library.settle()  # the fetch runs after the answer
+        (file,) = (await call(client, "get_file", {"file_id": started["file"]["id"]}))["files"]
+    assert (file["status"], file["failure"]) == ("FAILED", "the source answered HTTP 404")
+    assert not [secret for secret in ("alice", "hunter2", "secret-123") if secret in str(file)]
+    fine = await call(client, "get_file", {"file_id": await seed(wix, "fine.png")})
+    assert "failure" not in fine["files"][0]
 
 
 # --- folders people can recognise --------------------------------------------------------------------
