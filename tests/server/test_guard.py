@@ -20,15 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from mcp import Client, MCPError
 from mcp.client.session import ClientRequestContext
 from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, Tool
+from pydantic import SecretStr
 
 from media_mcp.guard import StaticBackend
 from media_mcp.server.app import create_server
 from media_mcp.settings import ServerSettings
 from media_mcp.wix import messages as msg
+from media_mcp.wix.auth import ApiKeyAuth
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock, PNG_16x8
 from tests.server.conftest import MakeServer, audit_lines
@@ -494,3 +497,42 @@ async def test_a_fresh_server_data_directory_is_the_owners_only(wix: WixMediaCli
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
     for path in fresh.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+class FakeWix:
+    """Wix's files search as the guard meets it: two pages, Wix's own opaque cursor between them."""
+
+    WIX_CURSOR = "wix:opaque/cursor+Zm9v=="
+
+    def __init__(self) -> None:
+        self.cursors: list[str | None] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/site-media/v1/files/search", request.url
+        cursor = (json.loads(request.content).get("paging") or {}).get("cursor")
+        self.cursors.append(cursor)
+        name, following = ("first.png", self.WIX_CURSOR) if cursor is None else ("second.png", None)
+        file = {"id": f"site_{name}", "displayName": name, "parentFolderId": "media-root", "mediaType": "IMAGE",
+                "operationStatus": "READY", "sizeInBytes": "10", "state": "OK"}  # fmt: skip
+        return httpx.Response(200, json={"files": [file], "nextCursor": {"cursors": {"next": following}}})
+
+
+async def test_wix_cursors_are_sealed_the_same_way(mode: str, server_dir: Path) -> None:
+    """On the Wix backend the guard wraps Wix's own cursor: the agent never sees it, and cannot edit or reuse it."""
+    fake = FakeWix()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+    adapter = WixMediaClient("http://wix.test", ApiKeyAuth(SecretStr("key"), "site"), http=http)
+    server = create_server(ServerSettings(), StaticBackend(adapter, "wix"), data_dir=server_dir)
+    async with Client(server, mode=mode) as client:
+        first = data(await client.call_tool("search_files", {"query": "photo", "limit": 1}))
+        cursor = first["next_cursor"]
+        assert FakeWix.WIX_CURSOR not in cursor and "opaque" not in json.dumps(first)
+        for forged in [c for c in edited(cursor) if c]:
+            assert "drop the cursor" in refusal(
+                await client.call_tool("search_files", {"query": "photo", "limit": 1, "cursor": forged})
+            )
+        other = refusal(await client.call_tool("search_files", {"query": "other", "limit": 1, "cursor": cursor}))
+        assert "drop the cursor to start a new search" in other
+        second = data(await client.call_tool("search_files", {"query": "photo", "limit": 1, "cursor": cursor}))
+        assert [row[1] for row in second["rows"]] == ["second.png"] and "next_cursor" not in second
+    assert fake.cursors == [None, FakeWix.WIX_CURSOR]  # Wix got back exactly its own cursor, once, and nothing forged
