@@ -99,7 +99,7 @@ async def get_folder(
     folder_id: FolderId,
     depth: Annotated[int, Field(ge=0, le=5, description="Levels of subfolders to list (0: none).")] = 1,
 ) -> FolderResult:
-    """One folder by id: its name, where it is, and its subfolders `depth` levels down (at most 200 in all)."""
+    """One folder: its name, parent and path, and its subfolders `depth` levels down (200 at most)."""
     folder, tree = await guard.get_folder(folder_id, depth=depth)
     return FolderResult(folder=folder, subfolders=tree if depth else None)
 
@@ -112,8 +112,8 @@ async def summarize_media(
     ] = None,
     include_trash: Annotated[bool, Field(description="Also count the trash (whole site only).")] = False,
 ) -> Summary:
-    """How many files and bytes the site (or a folder, at any depth) holds, by media type, largest first; one call
-    on any site size (counting stops at 100,000 items and says so)."""
+    """Files and bytes by media type, largest first, in the site or a folder (any depth); one call on any site
+    (it stops at 100,000 items and says so)."""
     return await guard.summarize(folder_id, include_trash=include_trash, progress=progress)
 
 
@@ -153,8 +153,8 @@ async def generate_download_url(
     ] = None,
     inline: Annotated[bool | None, Field(description="Open in the browser, not save.")] = None,
 ) -> DownloadGrant:
-    """Temporary download links for one file or up to 100 (minutes for private files), with when each expires and a
-    note to pass on. Links are secrets: give them only to whoever asked."""
+    """Temporary download links for up to 100 files (private ones: minutes), each with its expiry, and a note to
+    pass on. Links are secrets: give them only to whoever asked."""
     ids = ([file_id] if file_id else []) + (file_ids or [])
     return await guard.download_links(
         ids, minutes=expiration_minutes, asset_keys=asset_keys, download_name=download_name, inline=inline

@@ -74,8 +74,8 @@ async def update_file(
     add_labels: Labels = None,
     remove_labels: Labels = None,
 ) -> UpdateOutcome:
-    """Rename, move or relabel one file or up to 100 in one call; answers each file as it is now, and which could
-    not change and why. labels replaces a file's labels; add_labels/remove_labels edit them."""
+    """Rename, move or relabel up to 100 files; answers each file as it is now, and which could not change and why.
+    labels replaces the labels; add_labels/remove_labels edit them."""
     ids = ([file_id] if file_id else []) + (file_ids or [])
     return await guard.update_files(
         ids, name=name, names=names, folder_id=folder_id, labels=labels, add_labels=add_labels,
@@ -130,8 +130,8 @@ async def upload_file(
     name: Annotated[str | None, Field(min_length=1, max_length=255, description="Name (one file).")] = None,
     labels: Labels = None,
 ) -> UploadOutcome:
-    """Upload local files from the upload roots (list_local_files shows them), with progress; a directory uploads
-    the files directly in it. Answers each uploaded file, and each path that failed and why."""
+    """Upload local files from the upload roots (see list_local_files), with progress; a directory: the files in
+    it. Answers each uploaded file, and each path that failed and why."""
     wanted = ([path] if path else []) + (paths or [])
     return await guard.upload_local(
         paths=wanted, roots=roots, folder_id=folder_id, private=private, name=name, labels=labels, progress=progress
