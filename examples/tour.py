@@ -45,7 +45,7 @@ async def main() -> None:
     server = StdioServerParameters(command=sys.executable, args=["-m", "media_mcp"], env=env)
     async with Client(server, mode="legacy") as client:
         uploaded = show("upload_file", await client.call_tool("upload_file", {"path": "sunset.png"}))
-        file_id = uploaded["file"]["id"]
+        file_id = uploaded["files"][0]["id"]
         show("search_files", await client.call_tool("search_files", {"query": "sunset"}))
         asked = show("move_to_trash: the server wants confirmation",
                      await client.call_tool("move_to_trash", {"file_ids": [file_id]}))  # fmt: skip
