@@ -930,14 +930,11 @@ class Guard:
                 if relabel:
                     base = clean_labels(labels, cap=100) if labels is not None else view.labels
                     new_labels = [x for x in dict.fromkeys([*base, *adding]) if x not in removing][:100]
-                moved_to = folder_id if folder_id != file.parent_folder_id else None
-                update = msg.FileUpdate(
-                    id=file.id, display_name=renames.get(file_id), parent_folder_id=moved_to, labels=new_labels
-                )
-                updated = await op.client.update_file(update)
-                after = await op.file_view(updated)
-                assert after is not None  # it stayed in, or moved to, an admitted folder
-                done.append(FileBrief.of(after))
+                change = msg.FileUpdate(
+                    id=file.id, display_name=renames.get(file_id), labels=new_labels,
+                    parent_folder_id=folder_id if folder_id != file.parent_folder_id else None,
+                )  # fmt: skip
+                done.append(await self._update_one(op, change, view))
             if done:
                 self.audit.record(
                     "update_file", "done", files=[f.id for f in done], renamed=[f.id for f in done if f.id in renames],
@@ -953,6 +950,14 @@ class Guard:
             "nothing_to_do" if not done else "partly_done" if skipped else "done"
         )
         return UpdateOutcome(status=status, files=done, not_changed=skipped, message=message)
+
+    async def _update_one(self, op: _Op, change: msg.FileUpdate, view: FileView) -> FileBrief:
+        """One file's change; a change to nothing (a move to the folder it is in) is not sent."""
+        if change.display_name is None and change.parent_folder_id is None and change.labels is None:
+            return FileBrief.of(view)
+        after = await op.file_view(await op.client.update_file(change))
+        assert after is not None  # it stayed in, or moved to, an admitted folder
+        return FileBrief.of(after)
 
     async def update_folder(self, folder_id: str, *, name: str | None, parent_id: str | None) -> FolderView:
         """Rename a folder or move it (with all it holds) under another one."""

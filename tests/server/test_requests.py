@@ -76,6 +76,14 @@ async def test_update_file_moves_renames_and_relabels_many_files_in_one_call(
     assert (await wix.get_file(invoices[3])).labels == ["2024", "paid"]
 
 
+async def test_moving_a_file_to_the_folder_it_is_in_answers_it_unchanged(client: Client, wix: WixMediaClient) -> None:
+    folder = (await wix.create_folder("Here")).id
+    file_id = await seed(wix, "here.png", folder=folder)
+    with anyio.fail_after(WAIT):
+        answer = await call(client, "update_file", {"file_id": file_id, "folder_id": folder})
+    assert answer["status"] == "done" and answer["files"][0]["folder"]["id"] == folder
+
+
 async def test_a_batch_update_answers_each_file_and_changes_the_others(client: Client, wix: WixMediaClient) -> None:
     kept = await seed(wix, "kept.png")
     binned = await seed(wix, "binned.png")
