@@ -93,8 +93,8 @@ READ_TOOLS = ("search_folders", "search_files", "get_file", "get_folder", "gener
 CONFIRM_SECRET = "hostile-confirm-secret-" + "c" * 24
 MAX_UPLOAD_BYTES = 1024 * 1024
 PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000010000000080806000000"
-    "1ff3ff610000000d49444154789c6360a0100000000300015f5d5f6e0000000049454e44ae426082"
+    "89504e470d0a1a0a0000000d4948445200000010000000080800000000d51d204b"
+    "0000000c4944415478da6360181c00000088000174b839670000000049454e44ae426082"
 )
 OUTSIDE_MARK = b"OUTSIDE-THE-UPLOAD-ROOT"
 """Bytes only files outside the upload roots hold: if any blob in the library has them, a path escaped."""

@@ -46,6 +46,12 @@ class LibrarySettings(BaseSettings):
         description="Time budget of one file or folder search or listing; past it the search is stopped and refused "
         "(400 SEARCH_TOO_BROAD), so a broad search cannot keep the library busy.",
     )
+    library_transform_cache_bytes: int = Field(
+        default=256 * 1024**2,
+        ge=0,
+        description="Disk space for rendered variants of Wix image URLs (/v1/fill, fit, crop) in the data directory; "
+        "the least recently used go first. 0 keeps none (every request renders).",
+    )
 
 
 class WixSettings(BaseSettings):
@@ -111,6 +117,9 @@ class ServerSettings(BaseSettings):
     private_link_minutes: int = Field(default=5, ge=1, description="Life of a private file's link when none is asked.")
     private_link_max_minutes: int = Field(default=15, ge=1, description="Longest link for a private file.")
     public_link_max_minutes: int = Field(default=60, ge=1, description="Longest link for a public file.")
+    preview_max_bytes: int = Field(
+        default=400_000, ge=10_000, le=5_000_000, description="Most bytes of images one preview_files answer carries."
+    )
     allowed_folders: str = Field(default="", description="Comma-separated folder ids the agent is confined to.")
     upload_roots: str = Field(default="", description="Local directories upload_file may read (os.pathsep-separated).")
     upload_allowed_types: str = Field(default=DEFAULT_UPLOAD_TYPES, description="MIME types uploads may have.")

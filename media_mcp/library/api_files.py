@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from media_mcp.library import importer, listing
+from media_mcp.library import assets, importer, listing
 from media_mcp.library.catalog import CatalogError, FileRow, SearchRefused
 from media_mcp.library.db import in_search_thread, in_thread
 from media_mcp.library.downloads import redirect_allowed
@@ -51,11 +51,11 @@ async def _get_row(lib: Library, raw_id: str) -> FileRow:
 async def get_file(request: Request) -> Response:
     lib = library(request)
     row = await _get_row(lib, request.query_params.get("fileId", ""))
-    (file,) = await _with_failures(lib, [lib.render_file(row, base_url(request))])
+    (file,) = await with_failures(lib, [lib.render_file(row, base_url(request))])
     return respond(msg.GetFileDescriptorResponse(file=file))
 
 
-async def _with_failures(lib: Library, files: list[m.FileDescriptor]) -> list[m.FileDescriptor]:
+async def with_failures(lib: Library, files: list[m.FileDescriptor]) -> list[m.FileDescriptor]:
     """The descriptors, each FAILED one with the reason recorded for it."""
     failed = [f.id for f in files if f.operation_status == m.OperationStatus.FAILED]
     if failed:
@@ -73,7 +73,7 @@ async def get_files(request: Request) -> Response:
     if missing := [i for i in ids if i not in rows]:
         raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
     base = base_url(request)
-    files = await _with_failures(lib, [lib.render_file(rows[i], base) for i in ids])
+    files = await with_failures(lib, [lib.render_file(rows[i], base) for i in ids])
     return respond(msg.GetFileDescriptorsResponse(files=files))
 
 
@@ -117,14 +117,21 @@ async def generate_file_download_url(request: Request) -> Response:
     lib = library(request)
     body = await read_json(request, msg.GenerateFileDownloadUrlRequest)
     row = await _get_row(lib, body.file_id)
-    keys = body.asset_keys or ["src"]
-    if bad := [k for k in keys if k != "src"]:
-        raise ApiError(400, "INVALID_ASSET_KEY", f"unknown asset key {bad[0]!r}; this file has only 'src'")
+    keys = body.asset_keys or [assets.SOURCE]
+    found = assets.Processed.parse(row.processed) if row.status == m.OperationStatus.READY else None
+    valid = found.keys() if found is not None else [assets.SOURCE]
+    if bad := [k for k in keys if k not in valid]:
+        has = ", ".join(repr(k) for k in valid)
+        raise ApiError(
+            400,
+            "INVALID_ASSET_KEY",
+            f"unknown asset key {bad[0]!r}; this file has {has}",
+            data={"assetKey": bad[0], "validAssetKeys": valid},
+        )
     minutes = body.expiration_in_minutes or 600
     disposition = body.content_disposition or m.ContentDisposition.ATTACHMENT
     claims: dict[str, Any] = {
         "obj": row.id,
-        "fn": body.download_file_name or row.display_name,
         "cd": disposition.value,
     }
     if body.expiration_redirect_url:
@@ -134,7 +141,10 @@ async def generate_file_download_url(request: Request) -> Response:
     base = base_url(request)
     urls = []
     for key in keys:
-        token = lib.signer.mint(AUD_DOWNLOAD, {**claims, "ak": key}, ttl_seconds=minutes * 60)
+        # an asset is saved as "<name>-<key>.<ext>" (see downloads), unless the caller names the download
+        named = body.download_file_name or (row.display_name if key == assets.SOURCE else None)
+        named_as = {"fn": named} if named else {}
+        token = lib.signer.mint(AUD_DOWNLOAD, {**claims, "ak": key, **named_as}, ttl_seconds=minutes * 60)
         urls.append(msg.DownloadUrl(url=f"{base}/download/media/{quote(row.id)}?token={token}", asset_key=key))
     return respond(msg.GenerateFileDownloadUrlResponse(download_urls=urls))
 

@@ -18,6 +18,7 @@ from operator import itemgetter
 from typing import Any
 
 from media_mcp.library.db import Database
+from media_mcp.library.outcomes import drop_assets
 from media_mcp.wix.models import MEDIA_ROOT_ID, TRASH_ROOT_ID, VISITOR_UPLOADS_ID
 
 MEDIA = "media"
@@ -57,6 +58,8 @@ class FileRow:
     labels: list[str] = field(default_factory=list)
     trash_parent: str | None = None
     trashed_by: str | None = None
+    processed: str | None = None
+    """What processing found (JSON, see `assets.Processed`); None until it has run."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> FileRow:
@@ -81,6 +84,7 @@ class FileRow:
             labels=json.loads(row["labels"]),
             trash_parent=row["trash_parent"],
             trashed_by=row["trashed_by"],
+            processed=row["processed"],
         )
 
     @classmethod
@@ -253,6 +257,13 @@ class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def upgrade(self) -> None:
+        """Bring a database made by an older version up to this one's tables (columns SQLite cannot add by itself)."""
+        with self.db.tx() as conn:
+            columns = {r["name"] for r in conn.execute("PRAGMA table_info(files)")}
+            if "processed" not in columns:
+                conn.execute("ALTER TABLE files ADD COLUMN processed TEXT")
+
     # --- helpers that run inside a transaction --------------------------------------------
 
     @staticmethod
@@ -353,6 +364,8 @@ class Catalog:
                 text = _search_text(found["display_name"], found["mime_type"], json.loads(found["labels"]))
                 conn.execute("UPDATE files_text SET body = ? WHERE rowid = ?", (text, found["seq"]))
 
+    # --- failures -----------------------------------------------------------------------------
+
     def record_failure(self, file_id: str, reason: str) -> None:
         """Why a file's import or processing failed, for its descriptor."""
         with self.db.tx() as conn:
@@ -451,11 +464,13 @@ class Catalog:
 
     @staticmethod
     def _drop_files(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[str]:
-        rows = conn.execute(f"SELECT seq, blob FROM files WHERE {where}", params).fetchall()
+        rows = conn.execute(f"SELECT seq, id, blob FROM files WHERE {where}", params).fetchall()
+        blobs = [r["blob"] for r in rows if r["blob"]]
         for row in rows:
             conn.execute("DELETE FROM files_text WHERE rowid = ?", (row["seq"],))
             conn.execute("DELETE FROM files WHERE seq = ?", (row["seq"],))
-        return [r["blob"] for r in rows if r["blob"]]
+            blobs += drop_assets(conn, row["id"])
+        return blobs
 
     @contextmanager
     def _listing(self, budget: float | None) -> Iterator[sqlite3.Connection]:
@@ -494,8 +509,10 @@ class Catalog:
         return [FileRow.from_row(r) for r in rows]
 
     def blob_keys(self) -> set[str]:
+        """Every blob a row owns: files' bytes and their derived assets."""
         with self.db.read() as conn:
-            return {r[0] for r in conn.execute("SELECT blob FROM files WHERE blob IS NOT NULL")}
+            rows = conn.execute("SELECT blob FROM files WHERE blob IS NOT NULL UNION ALL SELECT blob FROM assets")
+            return {r[0] for r in rows}
 
     def fail_pending_imports(self, now: float, started_before: float | None = None) -> int:
         """Imports cut short by a stop can never finish: mark them failed.

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS files (
     source_url TEXT,
     labels TEXT NOT NULL DEFAULT '[]',
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    processed TEXT                   -- JSON: what processing found (older databases get it from Catalog.upgrade)
 );
 CREATE INDEX IF NOT EXISTS files_parent ON files (parent_id, state, updated, id);
 CREATE INDEX IF NOT EXISTS files_parent_name ON files (parent_id, state, sort_name, id);
@@ -71,6 +72,19 @@ CREATE INDEX IF NOT EXISTS files_type ON files (state, root, media_type, updated
 CREATE INDEX IF NOT EXISTS files_trashed_by ON files (trashed_by) WHERE trashed_by IS NOT NULL;
 CREATE INDEX IF NOT EXISTS files_trash_parent ON files (trash_parent) WHERE trash_parent IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS files_text USING fts5 (body, tokenize = 'trigram');
+
+CREATE INDEX IF NOT EXISTS files_pending ON files (updated) WHERE status = 'PENDING';
+
+CREATE TABLE IF NOT EXISTS assets (  -- what processing derived from a file: previews, renditions
+    file_id TEXT NOT NULL,
+    key TEXT NOT NULL,               -- the asset key (generate-file-download-url assetKeys)
+    blob TEXT NOT NULL,
+    mime TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    width INTEGER NOT NULL DEFAULT 0,
+    height INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (file_id, key)
+);
 
 CREATE TABLE IF NOT EXISTS failures (file_id TEXT PRIMARY KEY, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS upload_claims (

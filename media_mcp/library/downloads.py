@@ -20,10 +20,13 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from media_mcp.library import transforms
+from media_mcp.library.assets import SOURCE, download_name
 from media_mcp.library.catalog import FileRow
 from media_mcp.library.datadir import OWNER_FILE
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError
+from media_mcp.library.outcomes import AssetRow
 from media_mcp.library.service import Library, parse_file_id
 from media_mcp.library.tokens import AUD_ARCHIVE, AUD_DOWNLOAD, TokenExpired, TokenInvalid
 from media_mcp.library.web import library
@@ -118,6 +121,14 @@ async def _servable(lib: Library, raw_id: str) -> tuple[FileRow, Path]:
     return row, lib.blobs.path_of(row.blob)
 
 
+async def _asset(lib: Library, row: FileRow, key: str) -> AssetRow:
+    """A derived asset of a file, which processing made (the download link or URL names its key)."""
+    found = await in_thread(lib.outcomes.asset, row.id, key)
+    if found is None:
+        raise ApiError(404, "NOT_FOUND", f"this file has no asset {key!r}")
+    return found
+
+
 async def download_media(request: Request) -> Response:
     lib = library(request)
     try:
@@ -133,10 +144,14 @@ async def download_media(request: Request) -> Response:
         raise _forbidden("this download link is for another file")
     row, path = await _servable(lib, request.path_params["file_id"])
     disposition = "inline" if claims.get("cd") == "INLINE" else "attachment"
+    key, mime, name = str(claims.get("ak") or SOURCE), row.mime_type, row.display_name
+    if key != SOURCE:
+        asset = await _asset(lib, row, key)
+        path, mime, name = lib.blobs.path_of(asset.blob), asset.mime, download_name(row.display_name, key, asset.mime)
     return BigChunkFileResponse(
         path,
-        media_type=row.mime_type,
-        filename=safe_filename(str(claims.get("fn") or row.display_name)),
+        media_type=mime,
+        filename=safe_filename(str(claims.get("fn") or name)),
         content_disposition_type=disposition,
         headers={**_SECURITY_HEADERS, "Cache-Control": "private, no-store"},
     )
@@ -150,6 +165,20 @@ async def static_media(request: Request) -> Response:
     return BigChunkFileResponse(
         path,
         media_type=row.mime_type,
+        headers={**_SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"},
+    )
+
+
+async def static_asset(request: Request) -> Response:
+    """A public file's derived asset (preview, thumbnail, rendition) by its key."""
+    lib = library(request)
+    row, _ = await _servable(lib, request.path_params["file_id"])
+    if row.private:
+        raise _forbidden("this file is private: ask for a download link (generate-file-download-url)")
+    asset = await _asset(lib, row, request.path_params["key"])
+    return BigChunkFileResponse(
+        lib.blobs.path_of(asset.blob),
+        media_type=asset.mime,
         headers={**_SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"},
     )
 
@@ -236,5 +265,7 @@ routes = [
     Route("/download/media/{file_id}", download_media, methods=["GET", "HEAD"]),
     Route("/download/archive/{archive_id}", download_archive, methods=["GET"]),
     Route("/static/media/{file_id}", static_media, methods=["GET", "HEAD"]),
+    Route(transforms.ROUTE, transforms.static_variant, methods=["GET", "HEAD"]),
     Route("/static/icons/{kind}.svg", static_icon, methods=["GET"]),
+    Route("/static/assets/{file_id}/{key}", static_asset, methods=["GET", "HEAD"]),
 ]

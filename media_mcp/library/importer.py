@@ -20,6 +20,7 @@ import anyio.to_thread
 import httpx
 from starlette.requests import Request
 
+from media_mcp.library.assets import needs_processing
 from media_mcp.library.blobs import TooLarge
 from media_mcp.library.catalog import FileRow
 from media_mcp.library.db import in_thread
@@ -252,11 +253,14 @@ class ImportJob:
                 raise ImportRefused(f"the content is {found.mime_type} (markup a browser may run), not {requested}")
             found = Probe(media_type=media_type_of(requested), mime_type=requested)
         key = lib.blobs.commit(received)
+        # stored: a file that needs processing stays PENDING until the processor is done with it
+        processed = needs_processing(found.media_type, found.mime_type)
+        status = m.OperationStatus.PENDING if processed else m.OperationStatus.READY
         try:
             await in_thread(
                 lib.catalog.complete_import,
                 self.file_id,
-                status=m.OperationStatus.READY.value,
+                status=status.value,
                 hash=received.md5,
                 size=received.size,
                 blob=key,
@@ -269,3 +273,5 @@ class ImportJob:
         except BaseException:
             lib.blobs.discard(key)
             raise
+        if processed:
+            lib.processor.submit(self.file_id)

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from media_mcp.library import assets
 from media_mcp.library.blobs import BlobStore, RunningHash
 from media_mcp.library.catalog import Catalog, FileRow, FolderRow
 from media_mcp.library.datadir import DataDir
 from media_mcp.library.db import Database
+from media_mcp.library.outcomes import Outcomes
+from media_mcp.library.processor import ProcessingLimits, Processor, finished
 from media_mcp.library.records import Records
 from media_mcp.library.tokens import Clock, Signer
 from media_mcp.settings import LibrarySettings
@@ -55,28 +58,6 @@ def _timestamp(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def _media(row: FileRow, url: str) -> m.FileMedia | None:
-    """The ``media`` object of a ready file: one key, named for its media type."""
-    name = row.display_name
-    match row.media_type:
-        case m.MediaType.IMAGE | m.MediaType.VECTOR:
-            image = m.ImageMedia(image=m.Image(id=row.id, url=url, height=row.height, width=row.width, filename=name))
-            return m.FileMedia(vector=image) if row.media_type == m.MediaType.VECTOR else m.FileMedia(image=image)
-        case m.MediaType.VIDEO:
-            return m.FileMedia(video=m.VideoV2(id=row.id, filename=name))
-        case m.MediaType.AUDIO:
-            asset = m.Audio(id=row.id, url=url, filename=name)
-            return m.FileMedia(audio=m.AudioV2(id=row.id, assets=[asset], size_in_bytes=row.size))
-        case m.MediaType.DOCUMENT:
-            return m.FileMedia(document=m.Document(id=row.id, url=url, filename=name))
-        case m.MediaType.ARCHIVE:
-            return m.FileMedia(archive=m.Archive(id=row.id, url=url, size_in_bytes=row.size, filename=name))
-        case m.MediaType.MODEL3D:
-            return m.FileMedia(model3d=m.Model3D(id=row.id, url=url, filename=name, size_in_bytes=row.size))
-        case _:
-            return None
-
-
 @dataclass
 class Library:
     settings: LibrarySettings
@@ -84,7 +65,9 @@ class Library:
     db: Database
     catalog: Catalog
     records: Records
+    outcomes: Outcomes
     blobs: BlobStore
+    processor: Processor
     signer: Signer
     api_key: str
     site_id: str
@@ -105,13 +88,21 @@ class Library:
         task.add_done_callback(self.jobs.discard)
 
     async def settle(self) -> None:
-        """Wait (on the loop that runs them) until the jobs started so far have ended."""
-        while self.jobs:
-            await asyncio.wait(list(self.jobs))
+        """Wait until the jobs started so far (on the loop that runs them) and the processing queued have ended."""
+        while True:
+            if self.jobs:
+                await asyncio.wait(list(self.jobs))
+            elif queued := self.processor.jobs():
+                for job in queued:
+                    await finished(job)
+            else:
+                return
 
     @classmethod
     @contextmanager
-    def open(cls, settings: LibrarySettings, clock: Clock = time.time) -> Iterator[Library]:
+    def open(
+        cls, settings: LibrarySettings, clock: Clock = time.time, processing: ProcessingLimits | None = None
+    ) -> Iterator[Library]:
         """Open (creating on first use) the data directory; close everything on exit."""
         data = DataDir(Path(settings.data_dir).expanduser())
         data.prepare()
@@ -119,30 +110,40 @@ class Library:
         try:
             db = Database(data.database)
             try:
-                lib = cls._assemble(settings, data, db, clock)
-                lib._recover(alone=membership.alone)
-                membership.share()
-                yield lib
+                lib = cls._assemble(settings, data, db, clock, processing or ProcessingLimits())
+                try:
+                    lib._recover(alone=membership.alone)
+                    membership.share()
+                    yield lib
+                finally:
+                    lib.processor.close()  # before the database: a worker's outcome is recorded or left PENDING
             finally:
                 db.close()
         finally:
             membership.close()
 
     @classmethod
-    def _assemble(cls, settings: LibrarySettings, data: DataDir, db: Database, clock: Clock) -> Library:
+    def _assemble(
+        cls, settings: LibrarySettings, data: DataDir, db: Database, clock: Clock, processing: ProcessingLimits
+    ) -> Library:
         configured = settings.library_api_key.get_secret_value().strip() if settings.library_api_key else None
         with db.tx() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'site_id'").fetchone()
             site_id = row[0] if row else secrets.token_hex(16)
             if row is None:
                 conn.execute("INSERT INTO meta (key, value) VALUES ('site_id', ?)", (site_id,))
+        catalog, outcomes = Catalog(db), Outcomes(db)
+        catalog.upgrade()
+        blobs = BlobStore(data.blobs, data.incoming)
         return cls(
             settings=settings,
             data=data,
             db=db,
-            catalog=Catalog(db),
+            catalog=catalog,
             records=Records(db),
-            blobs=BlobStore(data.blobs, data.incoming),
+            outcomes=outcomes,
+            blobs=blobs,
+            processor=Processor(catalog, outcomes, blobs, data.incoming, clock, processing),
             signer=Signer(data.signing_key(), clock),
             api_key=configured or data.api_key(),
             site_id=site_id,
@@ -166,6 +167,11 @@ class Library:
         started_before = None if alone else now - self.settings.library_import_timeout_seconds - STALE_IMPORT_MARGIN
         if failed := self.catalog.fail_pending_imports(now, started_before):
             log.warning("%d import(s) were cut short by a stop and are marked FAILED", failed)
+        # processing cut short by a stop starts again; with others sharing the directory, only what no process can
+        # still be working on (see STALE_IMPORT_MARGIN)
+        stale = None if alone else now - self.processor.limits.timeout_seconds - STALE_IMPORT_MARGIN
+        if resumed := self.processor.resume(stale):
+            log.info("processing of %d file(s) resumed", resumed)
         expired = self.records.expired_resumable(now)
         self.records.drop_resumable(expired)
         if not alone:
@@ -198,24 +204,38 @@ class Library:
     # --- rendering ------------------------------------------------------------------------
 
     def render_file(self, row: FileRow, base: str) -> m.FileDescriptor:
-        """The file descriptor of a catalog row; links point under ``base``."""
+        """The file descriptor of a catalog row; links point under ``base``.
+
+        A private file's media URLs are empty and its thumbnail is its type's icon: its bytes leave only through
+        download links.
+        """
         static = f"{base}/static/media/{quote(row.id)}"
         ready = row.status == m.OperationStatus.READY
-        shown = ready and not row.private and row.media_type in (m.MediaType.IMAGE, m.MediaType.VECTOR)
-        icon = f"{base}/static/icons/{row.media_type.lower()}.svg"
+        stored = row.blob is not None  # while processing, or failed in it, the bytes are there all the same
+        found = assets.Processed.parse(row.processed) if ready else None
+
+        def asset_url(key: str) -> str:
+            return "" if row.private else f"{base}/static/assets/{quote(row.id)}/{key}"
+
+        thumbnail = f"{base}/static/icons/{row.media_type.lower()}.svg"
+        if ready and not row.private:
+            if found is not None and found.asset(assets.THUMBNAIL):
+                thumbnail = asset_url(assets.THUMBNAIL)
+            elif row.media_type in (m.MediaType.IMAGE, m.MediaType.VECTOR):
+                thumbnail = static
         return m.FileDescriptor(
             id=row.id,
             display_name=row.display_name,
             url=static,
             parent_folder_id=row.parent_id,
-            hash=row.hash if ready else "",
-            size_in_bytes=row.size if ready else None,
+            hash=row.hash if stored else "",
+            size_in_bytes=row.size if stored else None,
             private=row.private,
             media_type=row.media_type,
-            media=_media(row, "" if row.private else static) if ready else None,
+            media=assets.media(row, "" if row.private else static, asset_url, found) if ready else None,
             operation_status=row.status,
             source_url=row.source_url,
-            thumbnail_url=static if shown else icon,
+            thumbnail_url=thumbnail,
             labels=row.labels,
             created_date=_timestamp(row.created),
             updated_date=_timestamp(row.updated),

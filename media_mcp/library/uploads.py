@@ -22,13 +22,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from media_mcp.library.api_files import catalog_error
+from media_mcp.library.api_files import catalog_error, with_failures
+from media_mcp.library.assets import needs_processing
 from media_mcp.library.blobs import Received, RunningHash, TooLarge
 from media_mcp.library.catalog import CatalogError, FileRow
 from media_mcp.library.datadir import fsync_dir
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError
 from media_mcp.library.probe import Probe, guess_mime, is_markup, media_type_of, probe
+from media_mcp.library.processor import finished
 from media_mcp.library.records import Records, Resumable
 from media_mcp.library.service import Library
 from media_mcp.library.tokens import AUD_RESUMABLE, AUD_UPLOAD, TokenExpired, TokenInvalid
@@ -135,6 +137,8 @@ async def _store(
 ) -> Response:
     """Make a received file visible: probe it, link its bytes in place, commit its row, then drop the source.
 
+    A file that needs processing is PENDING until it is processed; the answer waits for that a few seconds at most
+    (`ProcessingLimits.answer_within_seconds`), so a small file is described READY with what processing found.
     The source (``incoming/`` file or tus ``.part``) goes only once the row has committed, so a crash
     at any point leaves either the file or everything needed to finish it again. On a refusal the
     received bytes stay where they are; the caller decides their fate (`Refused`: discard them).
@@ -158,6 +162,7 @@ async def _store(
     # so the type comes from the content, else from what the link was minted for
     found = admit(await anyio.to_thread.run_sync(probe, received.path, received.head, minted, ""), minted)
     now = lib.clock()
+    processed = needs_processing(found.media_type, found.mime_type)
     row = FileRow(
         id=lib.new_file_id(found.media_type, _id_name(name, found.mime_type)),
         display_name=name,
@@ -170,7 +175,7 @@ async def _store(
         size=received.size,
         hash=received.md5,
         blob=None,
-        status=m.OperationStatus.READY.value,
+        status=(m.OperationStatus.PENDING if processed else m.OperationStatus.READY).value,
         created=now,
         updated=now,
         width=found.width,
@@ -190,7 +195,12 @@ async def _store(
         lib.blobs.discard(blob)
         raise
     received.path.unlink(missing_ok=True)
-    return respond(msg.UploadFileResponse(file=lib.render_file(row, base_url(request))))
+    if processed:
+        await finished(lib.processor.submit(row.id), lib.processor.limits.answer_within_seconds)
+        latest = await in_thread(lib.catalog.get_file, row.id)
+        row = latest or row
+    (file,) = await with_failures(lib, [lib.render_file(row, base_url(request))])
+    return respond(msg.UploadFileResponse(file=file))
 
 
 def _spend(conn: Any, *, jti: str, file_id: str) -> None:

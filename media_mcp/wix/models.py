@@ -116,8 +116,15 @@ class Image(WixModel):
     filename: str | None = None
 
 
+class ColorRGB(WixModel):
+    r: int = Field(ge=0, le=255)
+    g: int = Field(ge=0, le=255)
+    b: int = Field(ge=0, le=255)
+
+
 class Color(WixModel):
     hex: str | None = None
+    rgb: ColorRGB | None = None
 
 
 class Colors(WixModel):
@@ -137,18 +144,31 @@ class VideoResolution(WixModel):
     height: int
     width: int
     format: str | None = None
+    quality: str | None = None
+    """Internal in Wix's SDK, e.g. ``480p``; as are the two below."""
+    asset_key: str | None = None
+    """The key that downloads this resolution (Generate File Download URL), e.g. ``480p.mp4``."""
+    duration_in_milliseconds: int | None = None
 
 
 class VideoV2(WixModel):
     id: str
     resolutions: list[VideoResolution] = Field(default_factory=list)
+    """Best first."""
     filename: str | None = None
+    url: str | None = None
+    posters: list[Image] = Field(default_factory=list)
+    size_in_bytes: Int64 | None = None
 
 
 class Audio(WixModel):
     id: str
     url: str
     filename: str | None = None
+    asset_key: str | None = None
+    """Internal in Wix's SDK, e.g. ``128kbs.mp3``; as are the two below."""
+    format: str | None = None
+    quality: str | None = None
 
 
 class AudioV2(WixModel):
@@ -164,6 +184,8 @@ class Document(WixModel):
     id: str
     url: str
     filename: str | None = None
+    thumbnail: Image | None = None
+    size_in_bytes: Int64 | None = None
 
 
 class Archive(WixModel):

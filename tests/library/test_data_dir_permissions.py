@@ -104,7 +104,7 @@ async def test_everything_the_library_creates_is_owner_only(
     for expected in ("library.sqlite3", "library.sqlite3-wal", "library.sqlite3-shm", "api_key", "signing_key",
                      "proof_key", "members.lock", "blobs", "incoming", "resumable"):  # fmt: skip
         assert expected in names, sorted(names)
-    assert len(library.blobs.all_keys()) == 2
+    assert len(library.blobs.all_keys()) == 4  # the two files, and the image's preview and thumbnail
     assert len(list(library.data.resumable.iterdir())) == 1  # the unfinished transfer's part
     assert loose(root) == {}
 
@@ -116,9 +116,10 @@ async def test_a_copied_blob_is_owner_only_too(api: Api, library: Library, monke
         raise OSError("no hard links here")
 
     monkeypatch.setattr(os, "link", no_links)
-    await api.upload("cat.png", PNG_16x8, "image/png")
-    (key,) = library.blobs.all_keys()
-    assert stat.S_IMODE(library.blobs.path_of(key).stat().st_mode) == 0o600
+    uploaded = await api.upload("cat.png", PNG_16x8, "image/png")
+    row = library.catalog.get_file(uploaded["id"])
+    assert row is not None and row.blob is not None
+    assert stat.S_IMODE(library.blobs.path_of(row.blob).stat().st_mode) == 0o600
     assert loose(library.data.root) == {}
 
 
@@ -169,9 +170,10 @@ async def test_a_blob_an_older_version_adds_later_is_made_owner_only_at_the_next
     with Library.open(settings, clock=clock) as lib:
         transport = httpx.ASGITransport(app=create_app(lib))
         async with httpx.AsyncClient(transport=transport, base_url="http://library.test") as http:
-            await Api(http, lib, "asgi").upload("cat.png", PNG_16x8, "image/png")
-        (key,) = lib.blobs.all_keys()
-        blob = lib.blobs.path_of(key)
+            uploaded = await Api(http, lib, "asgi").upload("cat.png", PNG_16x8, "image/png")
+        row = lib.catalog.get_file(uploaded["id"])
+        assert row is not None and row.blob is not None
+        blob = lib.blobs.path_of(row.blob)
     an_hour_ago = time.time() - 3600
     for path in (data_dir / "blobs").iterdir():
         os.utime(path, (an_hour_ago, an_hour_ago))

@@ -163,7 +163,7 @@ async def test_import_stores_the_bytes_and_describes_them(open_api: Api, source:
     assert got.status_code == 200
     assert got.content == PNG_16x8
     assert got.headers["content-type"].startswith("image/png")
-    assert len(blob_files(open_api.library)) == 1
+    assert len(blob_files(open_api.library)) == 3  # the bytes, and the preview and thumbnail processing made
 
 
 async def test_media_type_comes_from_the_content(open_api: Api, source: LoopbackServer) -> None:

@@ -1,0 +1,199 @@
+"""A file's assets: their keys, what processing records of them, and the ``media`` object a descriptor shows.
+
+Asset keys, as Generate File Download URL takes them (``assetKeys``):
+
+- ``src``: the file as uploaded; every file has it.
+- ``preview``: a still, long side at most `PREVIEW_MAX` px (images, video poster frames, PDF first pages); an image's
+  ``previewImage``, a video's ``posters``.
+- ``thumbnail``: the same still, long side at most `THUMBNAIL_MAX` px; the descriptor's ``thumbnailUrl``, a PDF's
+  ``thumbnail``.
+- ``<N>p.mp4`` (``1080p.mp4``, ``720p.mp4``, ``480p.mp4``): a video re-encoded with its short side N px, made only
+  below the source's own size; listed in ``resolutions``.
+- ``128kbs.mp3``: a compressed rendition of audio whose own bitrate is higher; listed in the audio's ``assets``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from media_mcp.library.catalog import FileRow
+from media_mcp.wix import models as m
+
+SOURCE = "src"
+PREVIEW = "preview"
+THUMBNAIL = "thumbnail"
+AUDIO_RENDITION = "128kbs.mp3"
+PREVIEW_MAX = 800
+THUMBNAIL_MAX = 400
+KEY_RE = re.compile(r"preview|thumbnail|[0-9]{2,4}p\.mp4|128kbs\.mp3")
+"""The keys processing may make (a worker's answer naming any other is refused)."""
+MIME_TYPES = {"image/jpeg", "image/png", "video/mp4", "audio/mpeg"}
+"""The types of derived assets."""
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "video/mp4": "mp4", "audio/mpeg": "mp3"}
+DECODED_IMAGES = frozenset({
+    "image/jpeg", "image/pjpeg", "image/png", "image/apng", "image/gif", "image/webp", "image/bmp", "image/x-ms-bmp",
+    "image/tiff", "image/x-icon", "image/vnd.microsoft.icon", "image/avif",
+})  # fmt: skip
+"""Image types processing decodes (Pillow's); others (HEIC, camera RAW, ...) are kept as they are, unprocessed."""
+_UNDECODED_AUDIO = frozenset({"audio/midi", "audio/x-midi", "audio/sp-midi"})
+_FORMATS = {
+    "audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mp4": "m4a", "audio/x-m4a": "m4a", "audio/aac": "aac",
+    "audio/x-aac": "aac", "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/vnd.wave": "wav",
+    "audio/flac": "flac", "audio/x-flac": "flac", "audio/ogg": "ogg", "audio/opus": "opus", "audio/webm": "webm",
+    "video/quicktime": "mov", "video/x-matroska": "mkv", "video/x-msvideo": "avi", "video/x-ms-wmv": "wmv",
+}  # fmt: skip
+
+
+def needs_processing(media_type: str, mime: str) -> bool:
+    """Does a file of this type go through processing (PENDING until done), or is it ready as stored?"""
+    if media_type == m.MediaType.IMAGE:
+        return mime in DECODED_IMAGES
+    if media_type == m.MediaType.AUDIO:
+        return mime not in _UNDECODED_AUDIO
+    return media_type == m.MediaType.VIDEO or mime == "application/pdf"
+
+
+def format_of(mime: str) -> str:
+    """A short format name for a MIME type: ``mp3``, ``m4a``, ``mp4``, ``webm``..."""
+    return _FORMATS.get(mime) or mime.rsplit("/", 1)[-1].removeprefix("x-")
+
+
+def download_name(display_name: str, key: str, mime: str) -> str:
+    """The name a downloaded asset is saved under: ``clip-480p.mp4`` for the ``480p.mp4`` of ``clip.mov``."""
+    stem = display_name.rsplit(".", 1)[0] if "." in display_name else display_name
+    return f"{stem}-{key.split('.', 1)[0]}.{_EXTENSIONS.get(mime, 'bin')}"
+
+
+@dataclass(frozen=True)
+class Asset:
+    key: str
+    mime: str
+    size: int
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What processing found in a file (stored as JSON in its row): metadata and the derived assets it made."""
+
+    width: int = 0
+    height: int = 0
+    duration_ms: int | None = None
+    bitrate: int | None = None
+    colors: tuple[tuple[int, int, int], ...] = ()
+    """Palette, most prominent first (images)."""
+    assets: tuple[Asset, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, text: str | None) -> Processed | None:
+        if not text:
+            return None
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            width=data.get("width", 0),
+            height=data.get("height", 0),
+            duration_ms=data.get("duration_ms"),
+            bitrate=data.get("bitrate"),
+            colors=tuple((c[0], c[1], c[2]) for c in data.get("colors", ())),
+            assets=tuple(Asset(**a) for a in data.get("assets", ())),
+        )
+
+    def asset(self, key: str) -> Asset | None:
+        return next((a for a in self.assets if a.key == key), None)
+
+    def keys(self) -> list[str]:
+        """Every asset key the file has, ``src`` first."""
+        return [SOURCE, *(a.key for a in self.assets)]
+
+
+def _color(rgb: tuple[int, int, int]) -> m.Color:
+    r, g, b = rgb
+    return m.Color(hex=f"#{r:02x}{g:02x}{b:02x}", rgb=m.ColorRGB(r=r, g=g, b=b))
+
+
+def _still(found: Processed | None, key: str, url: Callable[[str], str]) -> m.Image | None:
+    asset = found.asset(key) if found else None
+    return m.Image(id="", url=url(key), width=asset.width, height=asset.height) if asset else None
+
+
+def media(row: FileRow, url: str, asset_url: Callable[[str], str], found: Processed | None) -> m.FileMedia | None:
+    """The ``media`` object of a ready file: one key, named for its media type, with the assets processing made.
+
+    ``url``: the file's own URL and ``asset_url(key)`` an asset's (both empty for a private file).
+    """
+    name = row.display_name
+    match row.media_type:
+        case m.MediaType.IMAGE | m.MediaType.VECTOR:
+            image = m.ImageMedia(
+                image=m.Image(id=row.id, url=url, height=row.height, width=row.width, filename=name),
+                colors=m.Colors(prominent=_color(found.colors[0]), palette=[_color(c) for c in found.colors])
+                if found and found.colors
+                else None,
+                preview_image=_still(found, PREVIEW, asset_url),
+            )
+            return m.FileMedia(vector=image) if row.media_type == m.MediaType.VECTOR else m.FileMedia(image=image)
+        case m.MediaType.VIDEO:
+            return m.FileMedia(video=_video(row, url, asset_url, found))
+        case m.MediaType.AUDIO:
+            return m.FileMedia(audio=_audio(row, url, asset_url, found))
+        case m.MediaType.DOCUMENT:
+            thumbnail = _still(found, THUMBNAIL, asset_url)
+            return m.FileMedia(document=m.Document(id=row.id, url=url, filename=name, thumbnail=thumbnail))
+        case m.MediaType.ARCHIVE:
+            return m.FileMedia(archive=m.Archive(id=row.id, url=url, size_in_bytes=row.size, filename=name))
+        case m.MediaType.MODEL3D:
+            return m.FileMedia(model3d=m.Model3D(id=row.id, url=url, filename=name, size_in_bytes=row.size))
+        case _:
+            return None
+
+
+def _video(row: FileRow, url: str, asset_url: Callable[[str], str], found: Processed | None) -> m.VideoV2:
+    duration = found.duration_ms if found else None
+    resolutions = []
+    if found and found.width and found.height:
+        short = min(found.width, found.height)
+        resolutions.append(
+            m.VideoResolution(
+                url=url, width=found.width, height=found.height, format=format_of(row.mime_type),
+                quality=f"{short}p", asset_key=SOURCE, duration_in_milliseconds=duration,
+            )
+        )  # fmt: skip
+    renditions = [a for a in found.assets if a.key.endswith("p.mp4")] if found else []
+    for asset in sorted(renditions, key=lambda a: -min(a.width, a.height)):
+        resolutions.append(
+            m.VideoResolution(
+                url=asset_url(asset.key), width=asset.width, height=asset.height, format=asset.key,
+                quality=asset.key.split(".", 1)[0], asset_key=asset.key, duration_in_milliseconds=duration,
+            )
+        )  # fmt: skip
+    poster = _still(found, PREVIEW, asset_url)
+    return m.VideoV2(
+        id=row.id, resolutions=resolutions, filename=row.display_name, url=url,
+        posters=[poster] if poster else [], size_in_bytes=row.size,
+    )  # fmt: skip
+
+
+def _audio(row: FileRow, url: str, asset_url: Callable[[str], str], found: Processed | None) -> m.AudioV2:
+    fmt = format_of(row.mime_type)
+    sources = [m.Audio(id=row.id, url=url, filename=row.display_name, asset_key=SOURCE, format=fmt)]
+    if found and found.asset(AUDIO_RENDITION):
+        quality, ext = AUDIO_RENDITION.split(".", 1)
+        sources.append(m.Audio(id="", url=asset_url(AUDIO_RENDITION), asset_key=AUDIO_RENDITION, format=ext,
+                               quality=quality))  # fmt: skip
+    duration = found.duration_ms if found else None
+    return m.AudioV2(
+        id=row.id,
+        assets=sources,
+        bitrate=found.bitrate if found else None,
+        format=fmt,
+        duration=round(duration / 1000) if duration is not None else None,
+        size_in_bytes=row.size,
+    )
