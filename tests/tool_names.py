@@ -1,7 +1,15 @@
 """The tools the server offers, written out once for the tests (the registry must agree: a test compares them)."""
 
-READ_TOOLS = frozenset(
-    {"search_folders", "search_files", "get_file", "get_folder", "summarize_media", "generate_download_url"}
+READ_TOOLS = frozenset(  # fmt: skip
+    {
+        "search_folders",
+        "search_files",
+        "get_file",
+        "get_folder",
+        "summarize_media",
+        "preview_files",
+        "generate_download_url",
+    }
 )
 """What a read-only server offers."""
 WRITE_TOOLS = frozenset(

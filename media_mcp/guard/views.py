@@ -6,6 +6,7 @@ has not admitted, nor a name it has not cleaned.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -16,6 +17,7 @@ from media_mcp.guard.lean import Lean
 from media_mcp.guard.text import clean, clean_labels
 from media_mcp.wix import models as m
 
+HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 SYSTEM_NAMES = {m.MEDIA_ROOT_ID: "Media", m.TRASH_ROOT_ID: "Trash", m.VISITOR_UPLOADS_ID: "Visitor uploads"}
 
 
@@ -64,11 +66,51 @@ def in_trash(file: m.FileDescriptor) -> bool:
 
 
 def dimensions(file: m.FileDescriptor) -> tuple[int | None, int | None]:
+    """An image's size, or a video's (its best resolution), in pixels."""
     media = file.media
     picture = media and (media.image or media.vector)
     if picture:
         return picture.image.width or None, picture.image.height or None
+    if media and media.video and media.video.resolutions:
+        best = media.video.resolutions[0]
+        return best.width or None, best.height or None
     return None, None
+
+
+def duration_of(file: m.FileDescriptor) -> float | None:
+    """A video's or an audio file's length in seconds, where the media service says."""
+    media = file.media
+    if media is None:
+        return None
+    if media.video is not None:
+        lengths = [r.duration_in_milliseconds for r in media.video.resolutions if r.duration_in_milliseconds]
+        return round(lengths[0] / 1000, 1) if lengths else None
+    if media.audio is not None and media.audio.duration is not None:
+        return round(float(media.audio.duration), 1)
+    return None
+
+
+def colours_of(file: m.FileDescriptor) -> list[str] | None:
+    """An image's prominent colour, then its palette, as ``#rrggbb`` (six at most)."""
+    picture = file.media and (file.media.image or file.media.vector)
+    colours = picture.colors if picture else None
+    if colours is None:
+        return None
+    found = [c.hex for c in [colours.prominent, *colours.palette] if c is not None and c.hex]
+    unique = [c.lower() for c in dict.fromkeys(found) if HEX_COLOUR.fullmatch(c)]
+    return unique[:6] or None
+
+
+def asset_keys_of(file: m.FileDescriptor) -> list[str] | None:
+    """The variants the media service lists for a file (video resolutions, audio renditions), the original first."""
+    media = file.media
+    keys: list[str | None] = []
+    if media and media.video:
+        keys = [r.asset_key for r in media.video.resolutions]
+    elif media and media.audio:
+        keys = [a.asset_key for a in media.audio.assets]
+    listed = [clean(k, 100) for k in keys if k]
+    return list(dict.fromkeys(["src", *listed])) if listed else None
 
 
 class FileView(Lean):
@@ -89,6 +131,11 @@ class FileView(Lean):
     hash: str | None = None
     width: int | None = None
     height: int | None = None
+    duration_seconds: float | None = None
+    colors: list[str] | None = Field(default=None, description="Images: the prominent colour, then the palette.")
+    asset_keys: list[str] | None = Field(
+        default=None, description="Variants generate_download_url(asset_keys=...) links to, the original first."
+    )
     url: str | None = Field(default=None, description="Permanent public URL (public files only).")
     thumbnail_url: str | None = None
     source_url: str | None = Field(default=None, description="Where it was imported from (no query or credentials).")
@@ -114,6 +161,9 @@ class FileView(Lean):
             hash=file.hash or None,
             width=width,
             height=height,
+            duration_seconds=duration_of(file),
+            colors=colours_of(file),
+            asset_keys=asset_keys_of(file),
             url=None if file.private else file.url,
             thumbnail_url=None if file.private else file.thumbnail_url,
             source_url=public_source(file.source_url),

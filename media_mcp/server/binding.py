@@ -17,6 +17,7 @@ unindented, as text.
 
 from __future__ import annotations
 
+import base64
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
@@ -29,10 +30,10 @@ import pydantic_core
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, ListRoots, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import AcceptedElicitation
-from mcp.types import CallToolResult, ListRootsResult, TextContent
+from mcp.types import CallToolResult, ImageContent, ListRootsResult, TextContent
 from pydantic import BaseModel, Field
 
-from media_mcp.guard import Guard, GuardError, PersonAnswer, TrashPlan
+from media_mcp.guard import Guard, GuardError, PersonAnswer, Previews, TrashPlan
 from media_mcp.guard.lean import lean_argument
 from media_mcp.guard.text import fence
 from media_mcp.settings import ServerSettings
@@ -95,10 +96,15 @@ class Approval(BaseModel):
 
 
 def answer(result: BaseModel) -> CallToolResult:
-    """A tool answer: the structured content (every string fenced), and the same JSON without indentation as text."""
+    """A tool answer: the structured content (every string fenced), and the same JSON without indentation as text;
+    then, for previews, each still after a line that names its file."""
     data = fence(result.model_dump(mode="json", by_alias=True, exclude_none=True))
-    text = pydantic_core.to_json(data).decode()
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+    content: list[TextContent | ImageContent] = [TextContent(type="text", text=pydantic_core.to_json(data).decode())]
+    if isinstance(result, Previews):
+        for caption, still in result.captioned():
+            content.append(TextContent(type="text", text=fence(caption)))
+            content.append(ImageContent(type="image", data=base64.b64encode(still.data).decode(), mime_type=still.mime))
+    return CallToolResult(content=list(content), structured_content=data)
 
 
 def _marker(annotation: Any) -> Any:

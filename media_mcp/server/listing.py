@@ -2,9 +2,10 @@
 
 Pydantic and the SDK write what constrains nothing: a ``title`` on every argument (its name, capitalised), and the
 answer models in full, nested ``$defs`` and all, though a client uses an output schema only to check the answer's
-shape. `lean_listing` folds the listing the server sends, through the SDK's middleware hook: argument titles go,
-an output schema keeps its top level (every property with its type and enum) and names nested objects only as
-objects, and the annotations do not repeat the tool's title. What the tools answer is unchanged, and still fits.
+shape. `lean_listing` folds the listing the server sends, through the SDK's middleware hook: argument titles go, and
+so does ``false`` as a flag's default (a flag left out is off); an output schema keeps its top level (every property
+with its type and enum) and names nested objects only as objects, and the annotations do not repeat the tool's
+title. What the tools answer is unchanged, and still fits.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def lean_listing(result: dict[str, Any]) -> dict[str, Any]:
             for prop in inputs.get("properties", {}).values():
                 if isinstance(prop, dict):
                     prop.pop("title", None)
+                    if prop.get("type") == "boolean" and prop.get("default") is False:
+                        del prop["default"]  # an optional flag left out is off
                     if isinstance(prop.get("items"), dict):
                         prop["items"].pop("description", None)
         outputs = tool.get("outputSchema")

@@ -436,6 +436,10 @@ class WixMediaClient:
         )  # fmt: skip
         return await uploader.run()
 
+    async def fetch(self, url: str, *, limit: int) -> bytes:
+        """The bytes behind a media URL or a download link (no credentials sent), at most ``limit`` of them."""
+        return await transfers.fetch(self.http, url, limit)
+
     async def download(self, url: str, target: Path, *, progress: transfers.Progress | None = None) -> int:
         """Stream a download link to ``target`` (written whole or not at all); returns the size."""
         return await transfers.download(self.http, url, target, progress)

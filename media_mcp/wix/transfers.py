@@ -241,6 +241,26 @@ class TusUpload:
         return _file_reply(response, "resumable upload")
 
 
+async def fetch(http: httpx.AsyncClient, url: str, limit: int) -> bytes:
+    """The body of ``url`` (a public media URL or a minted link), refused past ``limit`` bytes."""
+    try:
+        async with http.stream("GET", url) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise from_response(response)
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise e.InvalidRequest(f"the file is larger than {limit} bytes", code="TOO_LARGE")
+            body = bytearray()
+            async for block in response.aiter_bytes():
+                body += block
+                if len(body) > limit:
+                    raise e.InvalidRequest(f"the file is larger than {limit} bytes", code="TOO_LARGE")
+            return bytes(body)
+    except httpx.HTTPError as exc:
+        raise from_transport(exc, "download") from None
+
+
 async def download(
     http: httpx.AsyncClient,
     url: str,

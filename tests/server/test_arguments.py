@@ -66,7 +66,7 @@ def valid(node: dict[str, Any], schema: dict[str, Any]) -> Any:
     if kind == "boolean":
         return False
     if kind == "array":
-        return []
+        return [valid(node["items"], schema)] * node.get("minItems", 0)
     if kind == "object":
         return {}
     raise AssertionError(f"no valid value for {node}")

@@ -161,6 +161,9 @@ def base_arguments(tool: Tool, site: Site) -> dict[str, Any]:
         if name.endswith("file_id"):
             args[name] = site.in_file
             continue
+        if name.endswith("file_ids"):
+            args[name] = [site.in_file]
+            continue
         assert name in SAMPLES, f"add a sample value for {tool.name}.{name} to SAMPLES"
         args[name] = SAMPLES[name]
     return args

@@ -171,7 +171,13 @@ def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-@pytest.mark.parametrize("host", ["127.0.0.2", "127.0.1.1", "::ffff:127.0.0.2", "192.0.2.1"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "192.0.2.1",
+        *(pytest.param(host, marks=pytest.mark.slow) for host in ("127.0.0.2", "127.0.1.1", "::ffff:127.0.0.2")),
+    ],
+)
 def test_cli_bind_without_token_exits_2(tmp_path: Path, host: str) -> None:
     """The CLI path of the same refusal. 192.0.2.1 (TEST-NET-1) is never assigned here, and the 127.x binds are on
     port 0, so even a regression could not expose a server beyond this machine (it would fail on the timeout)."""
@@ -364,10 +370,16 @@ CASES = {
 V6_LISTEN = {"::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "::"}
 
 
+DEFAULT_RUN = {"127.0.0.1", "::1", ANY_V4, "192.0.2.1"}
+"""The binds the default test run tries: the default, IPv6 loopback, the wildcard and a LAN address. The other
+spellings and addresses of the same kinds run with the slow tests."""
+
+
 def _cases() -> list[Any]:
-    return [
-        pytest.param(case, id=name, marks=[needs_ipv6] if name in V6_LISTEN else []) for name, case in CASES.items()
-    ]
+    def marks(name: str) -> list[Any]:
+        return ([needs_ipv6] if name in V6_LISTEN else []) + ([] if name in DEFAULT_RUN else [pytest.mark.slow])
+
+    return [pytest.param(case, id=name, marks=marks(name)) for name, case in CASES.items()]
 
 
 def _fill(value: str, port: int) -> str:

@@ -351,7 +351,16 @@ def commands() -> list[list[str]]:
     return found
 
 
-@pytest.mark.parametrize("command", commands(), ids=lambda c: Path(c[-1]).name)
+def each_command() -> list[Any]:
+    """`commands`, the first (``python -m``, which tests/test_cli_help.py also runs) with the slow tests only."""
+    found = commands()
+    return [
+        pytest.param(command, id=Path(command[-1]).name, marks=[pytest.mark.slow] if len(found) > 1 and n == 0 else [])
+        for n, command in enumerate(found)
+    ]
+
+
+@pytest.mark.parametrize("command", each_command())
 @pytest.mark.parametrize("flags", [["--version"], ["--help"], ["serve", "--help"]], ids=" ".join)
 def test_version_and_help(tmp_path: Path, upload_dir: Path, command: list[str], flags: list[str]) -> None:
     done = subprocess.run(

@@ -813,6 +813,7 @@ ANNOTATIONS: dict[str, tuple[bool, bool, bool, bool]] = {
     "get_folder": (True, False, True, False),
     # mints a read-only capability: no media changes; another call just mints another equivalent link
     "generate_download_url": (True, False, True, False),
+    "preview_files": (True, False, True, False),
     # mints a write capability (not read-only) that adds, never overwrites; each call mints a new single-use link
     "generate_upload_url": (False, False, False, False),
     # adds a folder and overwrites nothing; calling twice makes two folders

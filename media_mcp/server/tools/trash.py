@@ -33,7 +33,7 @@ async def move_to_trash(
         PersonAnswer | None, AskPerson(plan_for_person, arguments=("file_ids", "folder_ids", "permanent"))
     ],
     file_ids: Annotated[Ids, Field(description="Files to trash.")] = None,
-    folder_ids: Annotated[Ids, Field(description="Folders to trash, with all they hold.")] = None,
+    folder_ids: Annotated[Ids, Field(description="Folders, with all they hold.")] = None,
     confirmation_token: Annotated[
         str | None, Field(max_length=512, description="From the previous call, once the user agreed.")
     ] = None,
@@ -45,9 +45,8 @@ async def move_to_trash(
 ) -> TrashOutcome:
     """Move files and folders (with all inside) to the trash; undo with restore_from_trash.
 
-    It may answer 'confirmation_required' with a preview of all that would go and a confirmation_token: show the
-    preview to the user; only if they agree, repeat the call with the same ids and the token. If the content changed
-    meanwhile, nothing is done and a fresh preview comes back."""
+    It may answer 'confirmation_required' with a preview of all that would go and a confirmation_token: show it to
+    the user and, only if they agree, call again with the same ids and the token (changed content: a fresh preview)."""
     return await guard.trash(
         file_ids or [], folder_ids or [], permanent=permanent, token=confirmation_token, answer=answer
     )
@@ -56,7 +55,7 @@ async def move_to_trash(
 async def restore_from_trash(
     guard: Guard,
     file_ids: Annotated[Ids, Field(description="Files to restore.")] = None,
-    folder_ids: Annotated[Ids, Field(description="Folders to restore, with what they held.")] = None,
+    folder_ids: Annotated[Ids, Field(description="Folders, with what they held.")] = None,
 ) -> RestoreOutcome:
-    """Bring trashed files and folders back where they were; answers, per item, where it went or why not."""
+    """Restore trashed files and folders where they were; answers where each went, or why not."""
     return await guard.restore(file_ids or [], folder_ids or [])

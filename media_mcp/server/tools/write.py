@@ -17,7 +17,7 @@ from media_mcp.server.tools.read import FileId, FolderId
 Labels = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=LABEL_CAP)]] | None, Field(max_length=100, description="Labels.")
 ]
-FolderArg = Annotated[str | None, Field(max_length=100, description="Target folder (default 'media-root').")]
+FolderArg = Annotated[str | None, Field(max_length=100, description="Target folder (default: top).")]
 
 
 async def generate_upload_url(
@@ -30,10 +30,10 @@ async def generate_upload_url(
         SettingBound("le", "max_upload_bytes"),
     ] = None,
     folder_id: FolderArg = None,
-    private: Annotated[bool, Field(description="Private: reachable only through short-lived links.")] = False,
+    private: Annotated[bool, Field(description="Reachable only through short links.")] = False,
     resumable: Annotated[bool | None, Field(description="Use tus; default: above 10 MB.")] = None,
 ) -> UploadGrant:
-    """A single-use upload link and the steps to use it; share it only with the uploader."""
+    """A single-use upload link and how to use it; share it only with the uploader."""
     return await guard.upload_link(
         file_name=file_name,
         mime_type=mime_type,
@@ -51,7 +51,7 @@ async def create_folder(
         str | None, Field(max_length=100, description="Parent folder (default: top level).")
     ] = None,
 ) -> FolderResult:
-    """Create a folder; answers it with its id and the folder it is in."""
+    """Create a folder; answers its id and where it is."""
     return FolderResult(folder=await guard.create_folder(name=name, parent_id=parent_folder_id))
 
 
@@ -66,7 +66,7 @@ async def update_file(
     name: Annotated[str | None, Field(min_length=1, max_length=255, description="New name (one file).")] = None,
     names: Annotated[
         dict[str, Annotated[str, Field(min_length=1, max_length=255)]] | None,
-        Field(description="New names of several files: {file_id: name}."),
+        Field(description="New names: {file_id: name}."),
         SettingBound("max_length", "max_batch_items"),
     ] = None,
     folder_id: Annotated[str | None, Field(min_length=1, max_length=100, description="Move into this folder.")] = None,
@@ -74,8 +74,8 @@ async def update_file(
     add_labels: Labels = None,
     remove_labels: Labels = None,
 ) -> UpdateOutcome:
-    """Rename, move or relabel up to 100 files; answers each file as it is now, and which could not change and why.
-    labels replaces the labels; add_labels/remove_labels edit them."""
+    """Rename, move or relabel up to 100 files; answers each as it is now, and what could not change and why.
+    labels replaces all labels; add_labels/remove_labels edit them."""
     ids = ([file_id] if file_id else []) + (file_ids or [])
     return await guard.update_files(
         ids, name=name, names=names, folder_id=folder_id, labels=labels, add_labels=add_labels,
@@ -91,7 +91,7 @@ async def update_folder(
         str | None, Field(min_length=1, max_length=100, description="Move under this folder ('media-root': top).")
     ] = None,
 ) -> FolderResult:
-    """Rename a folder, or move it with everything inside under another folder; answers it as it is now."""
+    """Rename a folder, or move it (with all inside) under another; answers it as it is now."""
     return FolderResult(folder=await guard.update_folder(folder_id, name=name, parent_id=parent_folder_id))
 
 
@@ -130,8 +130,8 @@ async def upload_file(
     name: Annotated[str | None, Field(min_length=1, max_length=255, description="Name (one file).")] = None,
     labels: Labels = None,
 ) -> UploadOutcome:
-    """Upload local files from the upload roots (see list_local_files), with progress; a directory: the files in
-    it. Answers each uploaded file, and each path that failed and why."""
+    """Upload local files or directories from the upload roots, with progress; answers each file and each failed
+    path."""
     wanted = ([path] if path else []) + (paths or [])
     return await guard.upload_local(
         paths=wanted, roots=roots, folder_id=folder_id, private=private, name=name, labels=labels, progress=progress
