@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import library, mcp, reliability, transforms
+from bench import library, mcp, media, reliability, transforms
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
@@ -22,6 +22,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
     sub = suites.add_parser("reliability", help=reliability.HELP, description=reliability.DESCRIPTION)
     reliability.add_arguments(sub)
     runners["reliability"] = reliability.run
+    sub = suites.add_parser("media", help=media.HELP, description=media.DESCRIPTION)
+    media.add_arguments(sub)
+    runners["media"] = media.run
     sub = suites.add_parser("transforms", help=transforms.HELP, description=transforms.DESCRIPTION)
     transforms.add_arguments(sub)
     runners["transforms"] = transforms.run

@@ -46,6 +46,15 @@ class LibrarySettings(BaseSettings):
         description="Time budget of one file or folder search or listing; past it the search is stopped and refused "
         "(400 SEARCH_TOO_BROAD), so a broad search cannot keep the library busy.",
     )
+    library_processing_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Worker processes that process uploads and imports at once (0: half the CPUs, 1 to 4).",
+    )
+    library_processing_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Time one file's processing may take; past it the file is FAILED."
+    )
     library_transform_cache_bytes: int = Field(
         default=256 * 1024**2,
         ge=0,

@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,14 @@ def extension_of(name: str) -> str:
 
 def _timestamp(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+def _limits(settings: LibrarySettings) -> ProcessingLimits:
+    """The processing limits the settings ask for (the defaults where they leave them)."""
+    limits = ProcessingLimits(timeout_seconds=settings.library_processing_timeout_seconds)
+    if settings.library_processing_workers:
+        limits = replace(limits, workers=settings.library_processing_workers)
+    return limits
 
 
 @dataclass
@@ -110,7 +118,7 @@ class Library:
         try:
             db = Database(data.database)
             try:
-                lib = cls._assemble(settings, data, db, clock, processing or ProcessingLimits())
+                lib = cls._assemble(settings, data, db, clock, processing or _limits(settings))
                 try:
                     lib._recover(alone=membership.alone)
                     membership.share()

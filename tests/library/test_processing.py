@@ -409,6 +409,17 @@ async def test_a_file_past_its_time_fails_and_its_worker_is_replaced(tuned_api: 
     assert (await processed(tuned_api, "fine.png", PNG_16x8, "image/png"))["operationStatus"] == "READY"
 
 
+async def test_the_processing_timeout_is_a_setting(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDIA_MCP_LIBRARY_PROCESSING_TIMEOUT_SECONDS", "0.001")
+    monkeypatch.setenv("MEDIA_MCP_LIBRARY_PROCESSING_WORKERS", "1")
+    with Library.open(LibrarySettings(data_dir=tmp_path / "set"), clock=clock) as lib:
+        async with serving(lib) as api:
+            file = await processed(api, "slow.jpg", jpeg(), "image/jpeg")
+    assert (file["operationStatus"], file["failureReason"]) == ("FAILED", "processing took longer than 0.001 s")
+
+
 # --- when the answer comes, and what survives --------------------------------------------------------
 
 
