@@ -114,86 +114,85 @@ class Processed:
         return [SOURCE, *(a.key for a in self.assets)]
 
 
-def _color(rgb: tuple[int, int, int]) -> m.Color:
+Json = dict[str, Any]
+
+
+def _color(rgb: tuple[int, int, int]) -> Json:
     r, g, b = rgb
-    return m.Color(hex=f"#{r:02x}{g:02x}{b:02x}", rgb=m.ColorRGB(r=r, g=g, b=b))
+    return {"hex": f"#{r:02x}{g:02x}{b:02x}", "rgb": {"r": r, "g": g, "b": b}}
 
 
-def _still(found: Processed | None, key: str, url: Callable[[str], str]) -> m.Image | None:
+def _still(found: Processed | None, key: str, url: Callable[[str], str]) -> Json | None:
     asset = found.asset(key) if found else None
-    return m.Image(id="", url=url(key), width=asset.width, height=asset.height) if asset else None
+    return {"id": "", "url": url(key), "width": asset.width, "height": asset.height} if asset else None
 
 
-def media(row: FileRow, url: str, asset_url: Callable[[str], str], found: Processed | None) -> m.FileMedia | None:
-    """The ``media`` object of a ready file: one key, named for its media type, with the assets processing made.
+def media(row: FileRow, url: str, asset_url: Callable[[str], str], found: Processed | None) -> Json | None:
+    """The ``media`` object of a ready file, as data for `m.FileMedia` (which validates it once, with the rest of the
+    descriptor): one key, named for its media type, with the assets processing made.
 
     ``url``: the file's own URL and ``asset_url(key)`` an asset's (both empty for a private file).
     """
     name = row.display_name
     match row.media_type:
         case m.MediaType.IMAGE | m.MediaType.VECTOR:
-            image = m.ImageMedia(
-                image=m.Image(id=row.id, url=url, height=row.height, width=row.width, filename=name),
-                colors=m.Colors(prominent=_color(found.colors[0]), palette=[_color(c) for c in found.colors])
-                if found and found.colors
-                else None,
-                preview_image=_still(found, PREVIEW, asset_url),
-            )
-            return m.FileMedia(vector=image) if row.media_type == m.MediaType.VECTOR else m.FileMedia(image=image)
+            image: Json = {
+                "image": {"id": row.id, "url": url, "height": row.height, "width": row.width, "filename": name},
+                "previewImage": _still(found, PREVIEW, asset_url),
+            }
+            if found and found.colors:
+                image["colors"] = {"prominent": _color(found.colors[0]), "palette": [_color(c) for c in found.colors]}
+            return {"vector" if row.media_type == m.MediaType.VECTOR else "image": image}
         case m.MediaType.VIDEO:
-            return m.FileMedia(video=_video(row, url, asset_url, found))
+            return {"video": _video(row, url, asset_url, found)}
         case m.MediaType.AUDIO:
-            return m.FileMedia(audio=_audio(row, url, asset_url, found))
+            return {"audio": _audio(row, url, asset_url, found)}
         case m.MediaType.DOCUMENT:
             thumbnail = _still(found, THUMBNAIL, asset_url)
-            return m.FileMedia(document=m.Document(id=row.id, url=url, filename=name, thumbnail=thumbnail))
+            return {"document": {"id": row.id, "url": url, "filename": name, "thumbnail": thumbnail}}
         case m.MediaType.ARCHIVE:
-            return m.FileMedia(archive=m.Archive(id=row.id, url=url, size_in_bytes=row.size, filename=name))
+            return {"archive": {"id": row.id, "url": url, "sizeInBytes": row.size, "filename": name}}
         case m.MediaType.MODEL3D:
-            return m.FileMedia(model3d=m.Model3D(id=row.id, url=url, filename=name, size_in_bytes=row.size))
+            return {"model3d": {"id": row.id, "url": url, "filename": name, "sizeInBytes": row.size}}
         case _:
             return None
 
 
-def _video(row: FileRow, url: str, asset_url: Callable[[str], str], found: Processed | None) -> m.VideoV2:
+def _video(row: FileRow, url: str, asset_url: Callable[[str], str], found: Processed | None) -> Json:
     duration = found.duration_ms if found else None
     resolutions = []
     if found and found.width and found.height:
         short = min(found.width, found.height)
-        resolutions.append(
-            m.VideoResolution(
-                url=url, width=found.width, height=found.height, format=format_of(row.mime_type),
-                quality=f"{short}p", asset_key=SOURCE, duration_in_milliseconds=duration,
-            )
-        )  # fmt: skip
+        resolutions.append({
+            "url": url, "width": found.width, "height": found.height, "format": format_of(row.mime_type),
+            "quality": f"{short}p", "assetKey": SOURCE, "durationInMilliseconds": duration,
+        })  # fmt: skip
     renditions = [a for a in found.assets if a.key.endswith("p.mp4")] if found else []
     for asset in sorted(renditions, key=lambda a: -min(a.width, a.height)):
-        resolutions.append(
-            m.VideoResolution(
-                url=asset_url(asset.key), width=asset.width, height=asset.height, format=asset.key,
-                quality=asset.key.split(".", 1)[0], asset_key=asset.key, duration_in_milliseconds=duration,
-            )
-        )  # fmt: skip
+        resolutions.append({
+            "url": asset_url(asset.key), "width": asset.width, "height": asset.height, "format": asset.key,
+            "quality": asset.key.split(".", 1)[0], "assetKey": asset.key, "durationInMilliseconds": duration,
+        })  # fmt: skip
     poster = _still(found, PREVIEW, asset_url)
-    return m.VideoV2(
-        id=row.id, resolutions=resolutions, filename=row.display_name, url=url,
-        posters=[poster] if poster else [], size_in_bytes=row.size,
-    )  # fmt: skip
+    return {
+        "id": row.id, "resolutions": resolutions, "filename": row.display_name, "url": url,
+        "posters": [poster] if poster else [], "sizeInBytes": row.size,
+    }  # fmt: skip
 
 
-def _audio(row: FileRow, url: str, asset_url: Callable[[str], str], found: Processed | None) -> m.AudioV2:
+def _audio(row: FileRow, url: str, asset_url: Callable[[str], str], found: Processed | None) -> Json:
     fmt = format_of(row.mime_type)
-    sources = [m.Audio(id=row.id, url=url, filename=row.display_name, asset_key=SOURCE, format=fmt)]
+    sources: list[Json] = [{"id": row.id, "url": url, "filename": row.display_name, "assetKey": SOURCE, "format": fmt}]
     if found and found.asset(AUDIO_RENDITION):
         quality, ext = AUDIO_RENDITION.split(".", 1)
-        sources.append(m.Audio(id="", url=asset_url(AUDIO_RENDITION), asset_key=AUDIO_RENDITION, format=ext,
-                               quality=quality))  # fmt: skip
+        rendition = {"id": "", "url": asset_url(AUDIO_RENDITION), "assetKey": AUDIO_RENDITION, "format": ext}
+        sources.append(rendition | {"quality": quality})
     duration = found.duration_ms if found else None
-    return m.AudioV2(
-        id=row.id,
-        assets=sources,
-        bitrate=found.bitrate if found else None,
-        format=fmt,
-        duration=round(duration / 1000) if duration is not None else None,
-        size_in_bytes=row.size,
-    )
+    return {
+        "id": row.id,
+        "assets": sources,
+        "bitrate": found.bitrate if found else None,
+        "format": fmt,
+        "duration": round(duration / 1000) if duration is not None else None,
+        "sizeInBytes": row.size,
+    }

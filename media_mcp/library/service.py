@@ -231,24 +231,26 @@ class Library:
                 thumbnail = asset_url(assets.THUMBNAIL)
             elif row.media_type in (m.MediaType.IMAGE, m.MediaType.VECTOR):
                 thumbnail = static
-        return m.FileDescriptor(
-            id=row.id,
-            display_name=row.display_name,
-            url=static,
-            parent_folder_id=row.parent_id,
-            hash=row.hash if stored else "",
-            size_in_bytes=row.size if stored else None,
-            private=row.private,
-            media_type=row.media_type,
-            media=assets.media(row, "" if row.private else static, asset_url, found) if ready else None,
-            operation_status=row.status,
-            source_url=row.source_url,
-            thumbnail_url=thumbnail,
-            labels=row.labels,
-            created_date=_timestamp(row.created),
-            updated_date=_timestamp(row.updated),
-            site_id=self.site_id,
-            state=row.state,
+        return m.FileDescriptor.model_validate(  # one validation of the whole descriptor, media included
+            {
+                "id": row.id,
+                "displayName": row.display_name,
+                "url": static,
+                "parentFolderId": row.parent_id,
+                "hash": row.hash if stored else "",
+                "sizeInBytes": row.size if stored else None,
+                "private": row.private,
+                "mediaType": row.media_type,
+                "media": assets.media(row, "" if row.private else static, asset_url, found) if ready else None,
+                "operationStatus": row.status,
+                "sourceUrl": row.source_url,
+                "thumbnailUrl": thumbnail,
+                "labels": row.labels,
+                "createdDate": _timestamp(row.created),
+                "updatedDate": _timestamp(row.updated),
+                "siteId": self.site_id,
+                "state": row.state,
+            }
         )
 
     def render_folder(self, row: FolderRow) -> m.Folder:
