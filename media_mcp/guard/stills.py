@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-
-from PIL import Image, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from media_mcp.wix import models as m
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MIN_PX = 32
 MAX_PX = 512
@@ -89,7 +91,11 @@ class Still:
 
 
 def render(data: bytes, px: int, budget: int) -> Still:
-    """``data`` (an image) as a JPEG whose long side is at most ``px`` and whose size is at most ``budget`` bytes."""
+    """``data`` (an image) as a JPEG whose long side is at most ``px`` and whose size is at most ``budget`` bytes.
+
+    Pillow is imported here, on the first preview, not when the server starts."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as opened:
             if opened.width * opened.height > PIXEL_LIMIT:
