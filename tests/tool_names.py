@@ -18,3 +18,5 @@ WRITE_TOOLS = frozenset(
 )  # fmt: skip
 """What only a server that may write offers (list_local_files reads, but serves uploads only)."""
 ALL_TOOLS = READ_TOOLS | WRITE_TOOLS
+APP_ONLY_TOOLS = frozenset({"browse_media", "browser_thumbnails", "browser_trash"})
+"""Tools for the media browser alone: listed only to a client that renders MCP Apps (browser_trash not read-only)."""

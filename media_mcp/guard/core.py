@@ -121,6 +121,11 @@ class Previews(Lean):
         """Each still with the line that names it, in the order of ``files``."""
         return list(self._stills)
 
+    def by_file(self) -> dict[str, stills.Still]:
+        """Each still under its file's id (the files whose still follows, in order)."""
+        shown = [item.file_id for item in self.files if item.shown]
+        return {file_id: still for file_id, (_, still) in zip(shown, self._stills, strict=True)}
+
 
 class UploadGrant(Lean):
     """How to send the bytes: a single PUT, or the tus protocol for large files."""
@@ -688,6 +693,19 @@ class Guard:
                     raise self.missing("file", file.id)
                 views.append(view)
             return views
+
+    async def trail(self, folder_id: str) -> list[FolderRef]:
+        """The folders from the top down to ``folder_id``, for a breadcrumb. Under a scope it starts at the allowed
+        folder that holds it: what lies above is not this server's to show."""
+        async with self._op(f"folder {folder_id}") as op:
+            current: m.Folder | None = await op.folder(folder_id)
+            trail: list[FolderRef] = []
+            while current is not None and len(trail) < MAX_DEPTH:
+                trail.append(FolderRef(id=current.id, name=clean(current.display_name)))
+                if current.id in self.allowed or current.id in SYSTEM_NAMES:
+                    break
+                current = await op.folder_or_none(current.parent_folder_id or m.MEDIA_ROOT_ID)
+            return trail[::-1]
 
     async def get_folder(self, folder_id: str, *, depth: int = 0) -> tuple[FolderView, list[FolderNode]]:
         """A folder, and its subfolders ``depth`` levels down (bounded to `MAX_TREE_NODES` in all)."""
@@ -1431,8 +1449,12 @@ class Guard:
         permanent: bool = False,
         token: str | None = None,
         answer: PersonAnswer | None = None,
+        by_app: bool = False,
     ) -> TrashOutcome:
-        """Preview, or act on an approval bound to exactly the content previewed; never on anything else."""
+        """Preview, or act on an approval bound to exactly the content previewed; never on anything else.
+
+        ``by_app``: the request comes from the media browser, where the person confirms with a click. Its tokens are
+        of their own kind (neither kind opens for the other), and it always previews, whatever the mode but block."""
         mode = self.confirm_mode(permanent)
         if mode == "block":
             self.audit.record("move_to_trash", "blocked", files=list(file_ids), folders=list(folder_ids))
@@ -1443,7 +1465,7 @@ class Guard:
                 status="nothing_to_do", permanent=permanent, items=plan.items, content=plan.content,
                 message="Nothing was moved: " + _statuses(plan.items) + ".",
             )  # fmt: skip
-        if mode == "allow":
+        if mode == "allow" and not by_app:
             return await self._act(plan, "policy")
         if answer is not None:
             if not answer.accepted:
@@ -1459,28 +1481,28 @@ class Guard:
         if token:
             try:
                 approved, signature, expires = self._tokens.open(
-                    token, plan.action, plan.asked_files, plan.asked_folders, self._clock()
+                    token, _token_action(plan, by_app), plan.asked_files, plan.asked_folders, self._clock()
                 )
             except SealRefused as exc:
                 self.audit.record("move_to_trash", "token_refused", files=plan.files, folders=plan.folders)
                 raise GuardError(str(exc)) from None
             if approved != plan.digest:
-                return self._preview(plan, changed=True)
+                return self._preview(plan, changed=True, by_app=by_app)
             if not self.store.claim_token(signature, expires):
                 self.audit.record("move_to_trash", "token_refused", files=plan.files, folders=plan.folders)
                 raise GuardError(
                     "the confirmation_token was already used; call again without it and ask the user again"
                 )
             try:
-                return await self._act(plan, "token")
+                return await self._act(plan, "app" if by_app else "token")
             except BaseException:
                 self.store.release_token(signature)
                 raise
-        return self._preview(plan, changed=False)
+        return self._preview(plan, changed=False, by_app=by_app)
 
-    def _preview(self, plan: TrashPlan, *, changed: bool) -> TrashOutcome:
+    def _preview(self, plan: TrashPlan, *, changed: bool, by_app: bool = False) -> TrashOutcome:
         token, expires = self._tokens.mint(
-            plan.action, plan.asked_files, plan.asked_folders, plan.digest, self._clock()
+            _token_action(plan, by_app), plan.asked_files, plan.asked_folders, plan.digest, self._clock()
         )
         what = "delete these permanently" if plan.action == "delete" else "move these to the trash"
         message = (
@@ -1629,6 +1651,11 @@ class Guard:
 
 
 # --- small helpers -----------------------------------------------------------------------------------
+
+
+def _token_action(plan: TrashPlan, by_app: bool) -> str:
+    """What a confirmation token is for: the plan's action, and whether the media browser asked (its own kind)."""
+    return f"app:{plan.action}" if by_app else plan.action
 
 
 def trashed_error(file_id: str) -> GuardError:

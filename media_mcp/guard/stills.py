@@ -8,6 +8,7 @@ the fetched bytes become one small JPEG within a byte budget, decoded with Pillo
 
 from __future__ import annotations
 
+import base64
 import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -88,6 +89,10 @@ class Still:
     mime: str
     width: int
     height: int
+
+    def data_url(self) -> str:
+        """The still inline, as a ``data:`` URL (an image tag shows it without fetching anything)."""
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode()}"
 
 
 def render(data: bytes, px: int, budget: int) -> Still:

@@ -19,6 +19,7 @@ from media_mcp.guard.text import fence
 from media_mcp.server import prompts, registry
 from media_mcp.server.arguments import invalid_arguments, unknown_arguments
 from media_mcp.server.binding import withheld_arguments
+from media_mcp.server.browser import BrowserApp
 from media_mcp.server.listing import lean_listing
 from media_mcp.settings import ServerSettings
 
@@ -79,9 +80,9 @@ class MediaServer(MCPServer):
     """
 
     def __init__(self, name: str | None = None, **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
         self._input_schemas: dict[str, dict[str, Any]] = {}
         self._withheld: dict[str, dict[str, str]] = {}
+        super().__init__(name, **kwargs)  # registers the extensions' tools, through add_tool below
 
     def add_tool(
         self,
@@ -129,13 +130,15 @@ class MediaServer(MCPServer):
 
 
 def server_for(guard: Guard) -> MCPServer:
+    apps = registry.apps(guard)
     mcp = MediaServer(
         "media-mcp",
         title="Wix Media Manager",
         version=__version__,
         instructions=instructions(guard.settings),
         log_level="WARNING",
-        middleware=[_start_backend_after_handshake(guard), _lean_tools_list],
+        middleware=[_start_backend_after_handshake(guard), _lean_tools_list(apps)],
+        extensions=[apps],
     )
     registry.register(mcp, guard)
     prompts.load(mcp)
@@ -143,12 +146,18 @@ def server_for(guard: Guard) -> MCPServer:
     return mcp
 
 
-async def _lean_tools_list(ctx: Any, call_next: Any) -> Any:
-    """The ``tools/list`` answer without what constrains nothing (see `media_mcp.server.listing`)."""
-    result = await call_next(ctx)
-    if getattr(ctx, "method", None) == "tools/list" and isinstance(result, dict):
-        lean_listing(result)
-    return result
+def _lean_tools_list(apps: BrowserApp) -> Any:
+    """The ``tools/list`` answer without what constrains nothing (see `media_mcp.server.listing`), nor the tools a
+    client without MCP Apps may not call."""
+
+    async def middleware(ctx: Any, call_next: Any) -> Any:
+        result = await call_next(ctx)
+        if getattr(ctx, "method", None) == "tools/list" and isinstance(result, dict):
+            lean_listing(result)
+            apps.lean_listing(result, ctx)
+        return result
+
+    return middleware
 
 
 def _start_backend_after_handshake(guard: Guard) -> Any:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
 from media_mcp.guard import Guard
+from media_mcp.server import browser
 from media_mcp.server.binding import ToolFn, bind
-from media_mcp.server.tools import read, trash, write
+from media_mcp.server.tools import browse, read, trash, write
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class ToolSpec:
     destructive: bool = False
     idempotent: bool = True
     open_world: bool = False
+    app: Literal["opens", "only"] | None = None
+    """The media browser: "opens" shows it (for the model and the app), "only" serves it alone (kept from the model
+    by hosts, left out of the listing and refused for clients without Apps: see `media_mcp.server.browser`)."""
 
     @property
     def name(self) -> str:
@@ -50,7 +55,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(read.search_folders, "Search folders", writes=False),
     ToolSpec(read.search_files, "Search files", writes=False),
     ToolSpec(read.get_file, "Get file details", writes=False),
-    ToolSpec(read.get_folder, "Get folder", writes=False),
+    ToolSpec(read.get_folder, "Get folder", writes=False, app="opens"),
     ToolSpec(read.summarize_media, "Summarize media", writes=False),
     ToolSpec(read.preview_files, "Preview files", writes=False),
     ToolSpec(read.generate_download_url, "Download link", writes=False),
@@ -63,6 +68,9 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(write.import_file, "Import from a URL", writes=True, idempotent=False, open_world=True),
     ToolSpec(read.list_local_files, "Local files", writes=False, for_uploads=True),
     ToolSpec(write.upload_file, "Upload files", writes=True, idempotent=False),
+    ToolSpec(browse.browse_media, "Browse media", writes=False, app="only"),
+    ToolSpec(browse.browser_thumbnails, "Thumbnails", writes=False, app="only"),
+    ToolSpec(browse.browser_trash, "Trash (media browser)", writes=True, destructive=True, app="only"),
 )
 
 
@@ -71,12 +79,29 @@ def offered(guard: Guard) -> list[ToolSpec]:
     return [spec for spec in TOOLS if not (guard.settings.read_only and (spec.writes or spec.for_uploads))]
 
 
-def register(mcp: MCPServer, guard: Guard) -> None:
+def apps(guard: Guard) -> browser.BrowserApp:
+    """The MCP Apps extension with the media browser and the tools that show or serve it (pass it to the server)."""
+    extension = browser.BrowserApp(guard.settings)
     for spec in offered(guard):
-        mcp.add_tool(
-            bind(spec.fn, guard, guard.settings),
-            name=spec.name,
-            title=spec.title,
-            description=inspect.cleandoc(spec.fn.__doc__ or ""),
-            annotations=spec.annotations,
-        )
+        if spec.app is not None:
+            visibility: list[browser.Visibility] | None = ["app"] if spec.app == "only" else None  # None: both
+            extension.tool(resource_uri=browser.URI, visibility=visibility, **_kwargs(spec))(
+                bind(spec.fn, guard, guard.settings)
+            )
+    return extension
+
+
+def register(mcp: MCPServer, guard: Guard) -> None:
+    """Register the tools that are not the media browser's (`apps` brings those)."""
+    for spec in offered(guard):
+        if spec.app is None:
+            mcp.add_tool(bind(spec.fn, guard, guard.settings), **_kwargs(spec))
+
+
+def _kwargs(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "title": spec.title,
+        "description": inspect.cleandoc(spec.fn.__doc__ or ""),
+        "annotations": spec.annotations,
+    }

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 from mcp import Client
+from mcp.client.extension import ClientExtension
+from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
 
@@ -22,6 +24,15 @@ from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock
 
 MakeServer = Callable[..., MCPServer]
+
+
+class ShowsApps(ClientExtension):
+    """A client that renders MCP Apps, as Claude, VS Code or the tests' browser host say so at the handshake."""
+
+    identifier = EXTENSION_ID
+
+    def settings(self) -> dict[str, Any]:
+        return {"mimeTypes": [APP_MIME_TYPE]}
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from media_mcp.wix import messages as msg
 from media_mcp.wix.auth import ApiKeyAuth
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock, PNG_16x8
-from tests.server.conftest import MakeServer, audit_lines
+from tests.server.conftest import MakeServer, ShowsApps, audit_lines
 from tests.server.test_guardrails import IMPORT_SOURCE, bounded, data, put, refusal, text_of, trashed, wix
 
 __all__ = ["wix"]  # the fixture with an offline import source, shared with the guardrail tests
@@ -174,7 +174,7 @@ async def scoped(make_server: MakeServer, mode: str, site: Site, upload_root: Pa
     (upload_root / "fresh.png").write_bytes(PNG_16x8)
     # "allow": a destructive call acts at once, so a scope hole would show as damage, not as a preview
     server = make_server(allowed_folders=site.inside, confirm="allow", allow_permanent_delete=True)
-    async with Client(server, mode=mode) as client:
+    async with Client(server, mode=mode, extensions=[ShowsApps()]) as client:  # the app-only tools too
         yield client
 
 
