@@ -33,7 +33,7 @@ from tests.conftest import LoopbackServer
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 SCRIPT = JS_DIR / "wix_sdk_check.mjs"
-SETUP_HINT = "run `npm ci --prefix tests/js` (needs Node 18+ and npm) before the tests"
+SETUP_HINT = "run `npm ci --prefix tests/js` (needs Node 20+ and npm) before the tests"
 NODE_TIMEOUT_SECONDS = 120
 SITE_ID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
 

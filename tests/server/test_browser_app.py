@@ -1,0 +1,239 @@
+"""The media browser (MCP Apps) in a real browser: headless Chromium, behind a minimal host on the official bridge.
+
+``tests/js/apps_browser_check.mjs`` starts ``media-mcp`` over stdio on a fresh embedded library, as a client that
+advertises MCP Apps, and seeds it through tool calls (a folder "Trips" holding "Beach" with three images, one private,
+and an image of its own). Then it does what a host does after the model called ``get_folder`` on Trips: it reads the
+tool's ``ui://`` resource, renders it in a sandboxed iframe under the Content-Security-Policy the resource declares,
+connects the ``AppBridge`` of ``@modelcontextprotocol/ext-apps`` to it, sends the tool's input and result, and
+forwards the app's ``tools/call`` and ``resources/read`` to the server. It drives the app through its DOM contract:
+open (A), into Beach with thumbnails (B), trash declined (C) and confirmed (D), the trash view (E); and it fails on any
+CSP violation Chromium reports. The script prints a JSON summary of its steps, which is checked here.
+
+Needs Node 20+, the pinned packages (``npm ci --prefix tests/js``, as the README's test command runs it) and a
+Chromium (Debian's ``chromium``, or ``MEDIA_MCP_CHROMIUM`` naming one). Without them the test skips, naming the setup,
+on a developer's machine, and fails when ``CI=true``. Screenshots go to ``tmp_path``, or to
+``MEDIA_MCP_SCREENSHOTS_DIR`` when set (to refresh the documentation's images).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+from PIL import Image, ImageDraw
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
+SCRIPT = JS_DIR / "apps_browser_check.mjs"
+SETUP_HINT = "run `npm ci --prefix tests/js` (needs Node 20+ and npm) before the tests"
+CHROMIUM_HINT = "install Chromium (Debian: `apt-get install chromium`) or set MEDIA_MCP_CHROMIUM to a Chromium binary"
+PACKAGES = ("@modelcontextprotocol/ext-apps", "@modelcontextprotocol/client", "playwright-core", "esbuild")
+NODE_TIMEOUT_SECONDS = 240
+TOTAL_TIMEOUT_MS = 200_000
+STEP_TIMEOUT_MS = 20_000
+
+EXPECTED_STEPS = [
+    "start server",
+    "seed library",
+    "open host page",
+    "A open: get_folder(Trips) rendered",
+    "B navigate into Beach",
+    "C declined trash",
+    "D confirmed trash",
+    "E trash view",
+    "no CSP violations, no page errors",
+]
+
+
+def setup_missing(reason: str) -> NoReturn:
+    """Skip on a developer's machine; fail under CI (``CI=true``), where the check is required."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (required because CI=true)")
+    pytest.skip(reason)
+
+
+def node_or_skip() -> str:
+    """The node binary, after checking the packages are installed; skips (fails under CI) when not."""
+    node = shutil.which("node")
+    if node is None:
+        setup_missing(f"node is not on PATH: install Node 20+ and {SETUP_HINT}")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+    match = re.match(r"v(\d+)\.", version.strip())
+    if match is None or int(match.group(1)) < 20:
+        setup_missing(f"node {version.strip()!r} is too old: the MCP Apps packages need Node 20+; then {SETUP_HINT}")
+    for package in PACKAGES:
+        if not (JS_DIR / "node_modules" / package / "package.json").is_file():
+            setup_missing(f"{package} is not installed under tests/js/node_modules: {SETUP_HINT}")
+    return node
+
+
+def chromium_or_skip() -> str:
+    """A Chromium binary (``MEDIA_MCP_CHROMIUM``, else one on PATH); skips (fails under CI) when there is none."""
+    named = os.environ.get("MEDIA_MCP_CHROMIUM")
+    if named:
+        if not (os.path.isfile(named) and os.access(named, os.X_OK)):
+            setup_missing(f"MEDIA_MCP_CHROMIUM={named!r} is not an executable file: {CHROMIUM_HINT}")
+        return named
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    setup_missing(f"no Chromium on PATH: {CHROMIUM_HINT}")
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_a_missing_browser_setup_skips_with_the_setup_command_unless_ci_requires_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no node, no chromium on it
+    monkeypatch.delenv("MEDIA_MCP_CHROMIUM", raising=False)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match=re.escape("npm ci --prefix tests/js")):
+        node_or_skip()
+    with pytest.raises(outcome, match=re.escape("MEDIA_MCP_CHROMIUM")):
+        chromium_or_skip()
+
+
+def server_command() -> list[str]:
+    """The installed entry point next to this interpreter, else the module."""
+    script = Path(sys.executable).with_name("media-mcp")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "media_mcp"]
+
+
+def picture(path: Path, size: tuple[int, int], colours: tuple[str, str], label: str) -> Path:
+    """A small real photo-like image (gradient sky, a shape, a label) in the format its suffix names."""
+    width, height = size
+    image = Image.new("RGB", size, colours[0])
+    draw = ImageDraw.Draw(image)
+    for y in range(height // 2, height):
+        draw.line([(0, y), (width, y)], fill=colours[1])
+    draw.ellipse([width // 3, height // 6, width // 3 + height // 3, height // 6 + height // 3], fill="#ffd23f")
+    draw.text((8, 8), label, fill="black")
+    if path.suffix == ".jpg":
+        image.save(path, quality=90)
+    else:
+        image.save(path)
+    return path
+
+
+def images(root: Path) -> dict[str, Any]:
+    beach = root / "beach"
+    top = root / "trips"
+    beach.mkdir(parents=True)
+    top.mkdir(parents=True)
+    sunset = picture(beach / "sunset.png", (640, 400), ("#ff9a5a", "#1d4e89"), "sunset")
+    palms = picture(beach / "palms.jpg", (480, 640), ("#8ecae6", "#f4e1b0"), "palms")
+    shells = picture(beach / "shells.png", (500, 500), ("#e0fbfc", "#c9ada7"), "shells (private)")
+    route = picture(top / "route-map.jpg", (800, 500), ("#d8f3dc", "#40916c"), "route map")
+    return {"beach": [str(sunset), str(palms), str(shells)], "private": str(shells), "top": [str(route)]}
+
+
+def run_check(node: str, chromium: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], Any, Path]:
+    uploads = tmp_path / "uploads"
+    home = tmp_path / "home"
+    home.mkdir()
+    screenshots = Path(os.environ.get("MEDIA_MCP_SCREENSHOTS_DIR") or tmp_path / "screenshots")
+    command = server_command()
+    config = {
+        "server": {
+            "command": command[0],
+            "args": command[1:],
+            "cwd": str(tmp_path),
+            "env": {
+                "HOME": str(home),
+                "MEDIA_MCP_DATA_DIR": str(tmp_path / "data"),
+                "MEDIA_MCP_LIBRARY_PORT": "0",
+                "MEDIA_MCP_UPLOAD_ROOTS": str(uploads),
+                "PYTHONUNBUFFERED": "1",
+            },
+        },
+        "chromium": chromium,
+        "images": images(uploads),
+        "screenshotsDir": str(screenshots),
+        "logFile": str(tmp_path / "driver.log"),
+        "serverLog": str(tmp_path / "server.log"),
+        "stepTimeoutMs": STEP_TIMEOUT_MS,
+        "totalTimeoutMs": TOTAL_TIMEOUT_MS,
+    }
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config, indent=1))
+    done = subprocess.run(
+        [node, str(SCRIPT), str(config_path)],
+        cwd=JS_DIR,
+        env={**os.environ, "MEDIA_MCP_SCREENSHOTS_DIR": str(screenshots)},
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    try:
+        summary = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        summary = None
+    return done, summary, screenshots
+
+
+def tail(path: Path, chars: int) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.is_file() else "(none)"
+
+
+@pytest.mark.slow
+def test_the_media_browser_in_chromium_behind_an_apps_host(tmp_path: Path) -> None:
+    node = node_or_skip()
+    chromium = chromium_or_skip()
+    done, summary, screenshots = run_check(node, chromium, tmp_path)
+
+    report = (
+        f"exit {done.returncode}\nstderr:\n{done.stderr[-3000:]}\n"
+        f"driver log (tail):\n{tail(tmp_path / 'driver.log', 8000)}\n"
+        f"server log (tail):\n{tail(tmp_path / 'server.log', 3000)}"
+    )
+    assert isinstance(summary, dict), f"the check printed no JSON summary\nstdout:\n{done.stdout[-3000:]}\n{report}"
+    failed = [step for step in summary["steps"] if not step["ok"]]
+    assert not failed, f"steps failed: {json.dumps(failed, indent=2)}\n{report}"
+    assert [step["step"] for step in summary["steps"]] == EXPECTED_STEPS, report
+    assert summary["ok"] is True
+    assert done.returncode == 0, report
+    assert summary["cspViolations"] == []
+    assert summary["pageErrors"] == []
+
+    steps = {step["step"]: step for step in summary["steps"]}
+    opened = steps["A open: get_folder(Trips) rendered"]
+    assert opened["resourceUri"].startswith("ui://")
+    assert "Trips" in opened["breadcrumb"]
+    assert opened["beachName"] == "Beach"
+    assert opened["fileNames"] == ["route-map.jpg"]
+    assert opened["policy"].startswith("default-src 'none'; ")
+
+    beach = steps["B navigate into Beach"]
+    assert beach["files"] == 3
+    assert [thumb["src"].startswith("data:image/") for thumb in beach["thumbs"]] == [True] * 3
+    assert all(thumb["width"] > 0 for thumb in beach["thumbs"])
+
+    declined = steps["C declined trash"]
+    assert declined["disabledBefore"] is True, "the trash button is enabled with nothing selected"
+    assert declined["confirmThumbs"] == 2, "the confirmation shows a thumbnail of each file"
+    assert sorted(declined["searchFiles"]) == ["palms.jpg", "shells.png", "sunset.png"]
+
+    trashed = steps["D confirmed trash"]
+    assert "trash" in trashed["status"].lower()
+    assert len(trashed["left"]) == 1
+    assert len(trashed["trashIds"]) == 2
+
+    assert len(steps["E trash view"]["names"]) == 2
+
+    # The app called the server's tools through the host, app-only ones (kept from the model) among them.
+    visibility = {tool["name"]: (tool["ui"] or {}).get("visibility") for tool in summary["tools"]}
+    called = {entry["name"] for entry in summary["hostLog"] if entry["kind"] == "tools/call"}
+    assert called, "the app called no tool through the host"
+    assert called <= visibility.keys(), called
+    assert any(visibility[name] == ["app"] for name in called), (called, visibility)
+    for name in ("browser.png", "trash-confirm.png"):
+        shot = screenshots / name
+        assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
