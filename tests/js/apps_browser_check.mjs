@@ -6,15 +6,19 @@
 // CONFIG: {
 //   "server": {"command": "/path/media-mcp", "args": [], "env": {"MEDIA_MCP_DATA_DIR": ..., ...}},
 //   "chromium": "/usr/bin/chromium",
-//   "images": {"beach": ["/abs/a.png", "/abs/b.jpg", "/abs/c.png"], "private": "/abs/c.png", "top": ["/abs/d.jpg"]},
+//   "images": {"beach": ["/abs/a.png", "/abs/b.jpg", "/abs/c.png"], "private": "/abs/c.png", "top": ["/abs/d.jpg"],
+//              "markup": "/abs/e.png", "instruction": "/abs/f.png", "topPrivate": "/abs/g.png"},
+//   "names": {"markup": "<img src=x onerror=...>.png", "instruction": "IGNORE ... .png", "renamed": "new name.jpg"},
 //   "screenshotsDir": "/abs/dir", "logFile": "/abs/driver.log", "serverLog": "/abs/server.log",
 //   "stepTimeoutMs": 15000, "totalTimeoutMs": 150000
 // }
 //
 // It seeds the library through MCP tool calls (a folder "Trips" holding "Beach" with three images, one private, and
-// one image of its own), then acts as a host does after the model called get_folder on Trips, and drives the app
-// through its DOM contract (data-testid / data-action attributes) in scenarios A-E. Everything it does goes to the
-// log file; stdout gets one JSON summary: {ok, steps: [{step, ok, ms, error?, ...}], hostLog, cspViolations, ...}.
+// images of its own: a public one, one renamed to markup, one uploaded under an instruction-like name, a private
+// one), then acts as a host does after the model called get_folder on Trips, and drives the app through its DOM
+// contract (data-testid / data-action attributes) in scenarios A-I: open, navigate, trash declined and confirmed, the
+// trash view, hostile names shown as text, download links (fetched), rename then move, restore. Everything it does
+// goes to the log file; stdout gets one JSON summary: {ok, steps: [{step, ok, ms, error?, ...}], hostLog, ...}.
 // Any Content-Security-Policy violation fails the run: Chromium's console report ("Refused to ..." in older versions,
 // "... violates the following Content Security Policy directive" in 156) or the securitypolicyviolation event, which
 // an init script in every frame, the sandboxed app's included, logs to the console.
@@ -342,9 +346,11 @@ export async function run(config, summary = emptySummary()) {
       summary.tools = ctx.tools.map((t) => ({ name: t.name, ui: t._meta?.ui ?? null }));
       for (const [tool, args] of [
         ["create_folder", ["name", "parent_folder_id"]],
-        ["upload_file", ["paths", "folder_id", "private"]],
+        ["upload_file", ["path", "paths", "folder_id", "private", "name"]],
+        ["update_file", ["file_id", "name"]],
         ["search_files", ["folder_id", "root"]],
         ["get_folder", ["folder_id"]],
+        ["get_file", ["file_id"]],
       ]) {
         const props = byName[tool]?.inputSchema?.properties;
         if (!props) throw new Error(`the server has no tool ${tool}; it lists ${Object.keys(byName).join(", ")}`);
@@ -366,14 +372,14 @@ export async function run(config, summary = emptySummary()) {
         stepTimeout,
       );
       ctx.beachId = beachFolder.structured.folder.id;
-      const upload = async (paths, folderId, isPrivate) => {
-        const done = await callTool(
-          ctx.client,
-          "upload_file",
-          { paths, folder_id: folderId, private: isPrivate },
-          stepTimeout,
-        );
+      const upload = async (paths, folderId, isPrivate, name) => {
+        const args = name
+          ? { path: paths[0], name, folder_id: folderId, private: isPrivate }
+          : { paths, folder_id: folderId, private: isPrivate };
+        const done = await callTool(ctx.client, "upload_file", args, stepTimeout);
         if (done.structured.failed?.length) throw new Error(`upload failed: ${clip(done.structured.failed)}`);
+        if (done.structured.files?.length !== paths.length)
+          throw new Error(`upload of ${paths.length} file(s) answered ${clip(done.structured)}`);
         return done.structured.files;
       };
       const publicBeach = beach.filter((p) => p !== privatePath);
@@ -382,14 +388,39 @@ export async function run(config, summary = emptySummary()) {
         ...(await upload([privatePath], ctx.beachId, true)),
       ];
       const topFiles = await upload(top, ctx.tripsId, false);
+      // F: a name of markup, given by a rename (update_file), and an instruction-like one, given at upload
+      const [markup] = await upload([config.images.markup], ctx.tripsId, false);
+      const renamed = await callTool(
+        ctx.client,
+        "update_file",
+        { file_id: markup.id, name: config.names.markup },
+        stepTimeout,
+      );
+      const markupNow = renamed.structured.files?.find((f) => f.id === markup.id);
+      if (markupNow?.name !== config.names.markup)
+        throw new Error(`update_file did not give the markup name: ${clip(renamed.structured)}`);
+      const [instruction] = await upload([config.images.instruction], ctx.tripsId, false, config.names.instruction);
+      if (instruction.name !== config.names.instruction)
+        throw new Error(`upload_file did not keep the instruction-like name: ${clip(instruction)}`);
+      // G: a private file that stays out of the trash (Beach's private one goes in D)
+      const [topPrivate] = await upload([config.images.topPrivate], ctx.tripsId, true);
       ctx.beachFiles = files;
       ctx.topFiles = topFiles;
       ctx.privateFile = files.find((f) => f.private);
+      ctx.hostile = [
+        { ...markupNow, expected: config.names.markup },
+        { ...instruction, expected: config.names.instruction },
+      ];
+      ctx.topPrivate = topPrivate;
       return {
         tripsId: ctx.tripsId,
         beachId: ctx.beachId,
         beach: files.map((f) => ({ id: f.id, name: f.name, private: f.private, status: f.status })),
-        top: topFiles.map((f) => ({ id: f.id, name: f.name })),
+        top: [...topFiles, markupNow, instruction, topPrivate].map((f) => ({
+          id: f.id,
+          name: f.name,
+          private: f.private,
+        })),
       };
     });
 
@@ -487,7 +518,8 @@ export async function run(config, summary = emptySummary()) {
     // the two files trashed: the first public one and the private one
     const chosen = () => [ctx.beachFiles.find((f) => !f.private), ctx.privateFile];
 
-    async function select(files) {
+    // select the files' tiles; the toolbar's `action` button (trash in a folder, restore in the trash) then enabled
+    async function select(files, action = "trash") {
       for (const file of files) {
         if ((await fileTile(file.id).getAttribute("aria-selected")) !== "true") {
           await fileTile(file.id).click({ timeout: stepTimeout });
@@ -495,8 +527,8 @@ export async function run(config, summary = emptySummary()) {
         }
         await wait(ctx.app.locator(`[data-testid=file][data-file-id="${file.id}"][aria-selected=true]`));
       }
-      if (await ctx.app.locator("button[data-action=trash]").isDisabled())
-        throw new Error("the trash button stays disabled with files selected");
+      if (await ctx.app.locator(`button[data-action=${action}]`).isDisabled())
+        throw new Error(`the ${action} button stays disabled with files selected`);
     }
 
     async function askToTrash(files) {
@@ -575,9 +607,204 @@ export async function run(config, summary = emptySummary()) {
       return { names: await fileNames() };
     });
 
+    // hostile names are data: shown as text, never parsed as markup nor run
+    await step("F hostile names render as text", async () => {
+      await act(ctx.app, ctx.app.locator("button[data-action=show-library]"), stepTimeout);
+      await act(ctx.app, folderTile(ctx.tripsId).locator("button[data-action=open]"), stepTimeout);
+      for (const file of [...ctx.topFiles, ...ctx.hostile, ctx.topPrivate]) await wait(fileTile(file.id));
+      const shown = [];
+      for (const file of ctx.hostile) {
+        const tile = fileTile(file.id);
+        const got = {
+          id: file.id,
+          text: await tile.locator(".name").evaluate((el) => el.textContent),
+          title: await tile.locator(".name").getAttribute("title"),
+          dataName: await tile.getAttribute("data-name"),
+          elementsInName: await tile.locator(".name *").count(),
+        };
+        for (const key of ["text", "title", "dataName"])
+          if (got[key] !== file.expected)
+            throw new Error(
+              `the tile of ${file.id} shows ${key} ${JSON.stringify(got[key])}, not ${JSON.stringify(file.expected)}`,
+            );
+        if (got.elementsInName) throw new Error(`the name of ${file.id} holds ${got.elementsInName} element(s)`);
+        shown.push(got);
+      }
+      // the markup made no element: no <img src=x>, and no image in the frame but the thumbnails (data: URLs)
+      const injected = await ctx.app.locator('img[src="x"], [onerror]').count();
+      if (injected) throw new Error(`the app frame holds ${injected} element(s) made from a name's markup`);
+      const otherImages = await ctx.app
+        .locator("img")
+        .evaluateAll((els) => els.map((e) => e.getAttribute("src")).filter((src) => !src?.startsWith("data:image/")));
+      if (otherImages.length) throw new Error(`images in the app frame that are not thumbnails: ${otherImages}`);
+      const hostInjected = await ctx.page.locator('img[src="x"]').count();
+      if (hostInjected) throw new Error(`the host page holds ${hostInjected} <img src=x>`);
+      const log = await ctx.page.evaluate(() => window.hostLog);
+      const stray = log.filter((e) => e.kind === "stray-message");
+      if (stray.length) throw new Error(`the host got messages that are not JSON-RPC: ${clip(stray)}`);
+      const errors = (ctx.consoleLines ?? []).filter((line) => line.startsWith("error:"));
+      if (errors.length) throw new Error(`console errors:\n${errors.join("\n")}`);
+      if (ctx.cspViolations.length) throw new Error(`CSP violations:\n${ctx.cspViolations.join("\n")}`);
+      return { shown, fileNames: await fileNames(), strayMessages: stray.length, consoleErrors: errors.length };
+    });
+
+    await step("G download link of a private file", async () => {
+      const file = ctx.topPrivate;
+      const toldBefore = (await toldModel()).length;
+      if ((await fileTile(file.id).getAttribute("data-private")) !== "true")
+        throw new Error(`${file.name} is not shown as private`);
+      await select([file], "links");
+      await act(ctx.app, ctx.app.locator("button[data-action=links]"), stepTimeout);
+      const panel = ctx.app.locator("[data-testid=links]");
+      await wait(panel);
+      const items = panel.locator("[data-testid=link]");
+      const count = await items.count();
+      if (count !== 1) throw new Error(`the links panel shows ${count} links, not 1: ${await panel.innerText()}`);
+      const url = await items.first().locator("input").inputValue();
+      if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(url)) throw new Error(`the link is not on loopback: ${url}`);
+      const line = await items.first().locator("div").first().innerText();
+      const expires = /\bexpires (\S+)/.exec(line)?.[1];
+      const expiresAt = expires ? Date.parse(expires) : NaN;
+      if (!Number.isFinite(expiresAt)) throw new Error(`no expiry time in the link's line: ${JSON.stringify(line)}`);
+      const expiresInSeconds = Math.round((expiresAt - Date.now()) / 1000);
+      if (!(expiresInSeconds > 0 && expiresInSeconds <= 15 * 60))
+        throw new Error(`the private link expires in ${expiresInSeconds} s (${expires}), not within 15 minutes`);
+      const told = (await toldModel()).slice(toldBefore);
+      const naming = told.filter((e) => e.kind === "update-model-context" && e.text.includes(file.name));
+      if (!naming.length) throw new Error(`no ui/update-model-context names ${file.name}: ${texts(told)}`);
+      // the link serves the file's bytes, from here (loopback)
+      const response = await fetch(url, { redirect: "follow", signal: AbortSignal.timeout(stepTimeout) });
+      const body = Buffer.from(await response.arrayBuffer());
+      if (response.status !== 200 || body.length === 0)
+        throw new Error(`GET of the link answered ${response.status} with ${body.length} bytes`);
+      const uploaded = readFileSync(config.images.topPrivate);
+      return {
+        name: file.name,
+        links: count,
+        urlPrefix: url.replace(/^(http:\/\/127\.0\.0\.1:\d+\/).*$/, "$1"),
+        line,
+        expiresAt: expires,
+        expiresInSeconds,
+        toldModel: naming,
+        fetched: {
+          status: response.status,
+          bytes: body.length,
+          contentType: response.headers.get("content-type"),
+          png: body.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])),
+          sameAsUploaded: body.equals(uploaded),
+        },
+      };
+    });
+
+    await step("H rename then move up", async () => {
+      const file = ctx.beachFiles.find((f) => !f.private && !chosen().some((c) => c.id === f.id));
+      const newName = config.names.renamed;
+      const toldBefore = (await toldModel()).length;
+      await act(ctx.app, folderTile(ctx.beachId).locator("button[data-action=open]"), stepTimeout);
+      await wait(fileTile(file.id));
+      // rename
+      await select([file], "rename");
+      await ctx.app.locator("button[data-action=rename]").click({ timeout: stepTimeout });
+      const renamePanel = ctx.app.locator("[data-testid=rename]");
+      await wait(renamePanel);
+      const field = renamePanel.locator('input[aria-label="New name"]');
+      const before = await field.inputValue();
+      await field.fill(newName, { timeout: stepTimeout });
+      await act(ctx.app, renamePanel.locator("button[data-action=rename-confirm]"), stepTimeout);
+      await wait(renamePanel, "detached");
+      await wait(fileTile(file.id).locator(".name").filter({ hasText: newName }));
+      const tileName = await fileTile(file.id).locator(".name").evaluate((el) => el.textContent);
+      if (tileName !== newName) throw new Error(`the renamed tile shows ${JSON.stringify(tileName)}`);
+      const got = await callTool(ctx.client, "get_file", { file_id: file.id }, stepTimeout);
+      const serverName = got.structured.files?.[0]?.name;
+      if (serverName !== newName) throw new Error(`get_file names it ${JSON.stringify(serverName)}, not ${newName}`);
+      // move to the parent, Trips, offered as "Trips (up)"
+      await select([file], "move");
+      await ctx.app.locator("button[data-action=move]").click({ timeout: stepTimeout });
+      const movePanel = ctx.app.locator("[data-testid=move]");
+      await wait(movePanel);
+      const destination = movePanel.locator('select[aria-label="Destination"]');
+      const options = await destination
+        .locator("option")
+        .evaluateAll((els) => els.map((o) => ({ value: o.value, text: o.textContent })));
+      const up = options.find((o) => o.value === ctx.tripsId);
+      if (!up || up.text !== "Trips (up)") throw new Error(`no "Trips (up)" among the destinations: ${clip(options)}`);
+      await destination.selectOption(ctx.tripsId, { timeout: stepTimeout });
+      await act(ctx.app, movePanel.locator("button[data-action=move-confirm]"), stepTimeout);
+      await wait(fileTile(file.id), "detached");
+      await waitReady(ctx.app, stepTimeout);
+      const left = await fileNames();
+      const inTrips = rowsOf(
+        (await callTool(ctx.client, "search_files", { folder_id: ctx.tripsId, limit: 100 }, stepTimeout)).structured,
+      );
+      const moved = inTrips.find((r) => r.id === file.id);
+      if (moved?.name !== newName)
+        throw new Error(`search_files in Trips does not list ${newName}: ${clip(inTrips.map((r) => r.name))}`);
+      const inBeach = rowsOf(
+        (await callTool(ctx.client, "search_files", { folder_id: ctx.beachId }, stepTimeout)).structured,
+      );
+      if (inBeach.some((r) => r.id === file.id)) throw new Error(`search_files in Beach still lists ${newName}`);
+      const told = (await toldModel()).slice(toldBefore).filter((e) => e.kind === "update-model-context");
+      const renameTold = told.filter(
+        (e) => /renamed/.test(e.text) && e.text.includes(file.name) && e.text.includes(newName),
+      );
+      const moveTold = told.filter(
+        (e) => /moved/.test(e.text) && e.text.includes(newName) && e.text.includes(ctx.tripsId),
+      );
+      if (!renameTold.length || !moveTold.length)
+        throw new Error(`the model was not told of the rename and the move: ${texts(told)}`);
+      ctx.movedFile = { ...file, name: newName };
+      return {
+        id: file.id,
+        from: before,
+        to: newName,
+        getFile: serverName,
+        options: options.map((o) => o.text),
+        left,
+        inTrips: inTrips.map((r) => r.name).sort(),
+        toldModel: [...renameTold, ...moveTold],
+      };
+    });
+
+    await step("I restore from the trash view", async () => {
+      const [file, stays] = chosen();
+      const toldBefore = (await toldModel()).length;
+      await act(ctx.app, ctx.app.locator("button[data-action=show-trash]"), stepTimeout);
+      await wait(fileTile(file.id));
+      await wait(fileTile(stays.id));
+      await select([file], "restore");
+      await act(ctx.app, ctx.app.locator("button[data-action=restore]"), stepTimeout);
+      await wait(fileTile(file.id), "detached");
+      await wait(fileTile(stays.id));
+      const trashView = await fileNames();
+      const inBeach = rowsOf(
+        (await callTool(ctx.client, "search_files", { folder_id: ctx.beachId }, stepTimeout)).structured,
+      );
+      if (!inBeach.some((r) => r.id === file.id))
+        throw new Error(`search_files in Beach does not list ${file.name}: ${inBeach.map((r) => r.name)}`);
+      const inTrash = rowsOf(
+        (await callTool(ctx.client, "search_files", { root: "TRASH_ROOT" }, stepTimeout)).structured,
+      ).map((r) => r.name);
+      const told = (await toldModel())
+        .slice(toldBefore)
+        .filter((e) => e.kind === "update-model-context" && /restored/.test(e.text) && e.text.includes(file.name));
+      if (!told.length) throw new Error(`the model was not told of the restore: ${clip(summary.hostLog.slice(-5))}`);
+      return {
+        restored: file.name,
+        trashView,
+        searchFilesBeach: inBeach.map((r) => r.name).sort(),
+        searchFilesTrash: inTrash,
+        toldModel: told,
+      };
+    });
+
     await step("no CSP violations, no page errors", async () => {
       if (ctx.cspViolations?.length) throw new Error(`CSP violations:\n${ctx.cspViolations.join("\n")}`);
       if (ctx.pageErrors?.length) throw new Error(`uncaught errors in the page:\n${ctx.pageErrors.join("\n")}`);
+      const errors = (ctx.consoleLines ?? []).filter((line) => line.startsWith("error:"));
+      if (errors.length) throw new Error(`console errors:\n${errors.join("\n")}`);
+      const stray = (await ctx.page.evaluate(() => window.hostLog)).filter((e) => e.kind === "stray-message");
+      if (stray.length) throw new Error(`the host got messages that are not JSON-RPC: ${clip(stray)}`);
       return {};
     });
   } finally {

@@ -5,7 +5,8 @@
 // Policy the resource declares, connects an AppBridge to it over postMessage, sends the tool's input and result, and
 // then serves the app: its tools/call and resources/* go to the MCP server through `window.mcpRequest` (a Playwright
 // binding into the Node driver, which holds the MCP client); ui/update-model-context and ui/message are recorded in
-// `window.hostLog` (what the model would see next turn) and acknowledged. The driver bundles this file with esbuild.
+// `window.hostLog` (what the model would see next turn) and acknowledged, as is any message that is not JSON-RPC
+// ("stray-message"). The driver bundles this file with esbuild.
 
 import { AppBridge, PostMessageTransport } from "@modelcontextprotocol/ext-apps/app-bridge";
 
@@ -17,6 +18,20 @@ window.hostState = hostState;
 function record(kind, data) {
   hostLog.push({ kind, at: Date.now(), ...data });
 }
+
+// Anything posted to the host that is not JSON-RPC 2.0 (the bridge's own traffic) is recorded as a stray message: a
+// script that should never have run in the app (markup in a file's name, say) would show up here.
+window.addEventListener("message", (event) => {
+  const data = event.data;
+  if (data && typeof data === "object" && data.jsonrpc === "2.0") return;
+  let text;
+  try {
+    text = typeof data === "string" ? data : JSON.stringify(data);
+  } catch {
+    text = String(data);
+  }
+  record("stray-message", { data: String(text).slice(0, 500), origin: event.origin });
+});
 
 // A source the CSP may name: a scheme and host (with an optional leading "*." and port), nothing that could end a
 // directive or break out of the attribute. Anything else is dropped and reported.
