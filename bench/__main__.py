@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import library, mcp, media, reliability, transforms
+from bench import fleet, library, mcp, media, reliability, transforms
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
@@ -28,6 +28,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
     sub = suites.add_parser("transforms", help=transforms.HELP, description=transforms.DESCRIPTION)
     transforms.add_arguments(sub)
     runners["transforms"] = transforms.run
+    sub = suites.add_parser("fleet", help=fleet.HELP, description=fleet.DESCRIPTION)
+    fleet.add_arguments(sub)
+    runners["fleet"] = fleet.run
     return parser, runners
 
 

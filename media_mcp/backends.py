@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from media_mcp.library.service import Library
     from media_mcp.wix.client import WixMediaClient
+    from media_mcp.wix.resilience import FleetLimiter
 
 log = logging.getLogger("media_mcp.backends")
 
@@ -68,7 +69,24 @@ def choose_backend(settings: ServerSettings, wix: WixSettings, library: LibraryS
         )
     from media_mcp.wix.client import WixMediaClient
 
-    return StaticBackend(WixMediaClient.from_settings(wix), "wix")
+    limiter = wix_limiter(settings, wix)
+    client = WixMediaClient.from_settings(wix, limiter=limiter) if limiter else WixMediaClient.from_settings(wix)
+    return StaticBackend(client, "wix")
+
+
+def wix_limiter(settings: ServerSettings, wix: WixSettings) -> FleetLimiter | None:
+    """The rate limit over the whole fleet for the Wix site ``wix`` names, when the settings name a Redis."""
+    from media_mcp.fleet import Fleet
+    from media_mcp.wix.resilience import FleetLimiter
+
+    fleet = Fleet.from_settings(settings)
+    if fleet is None:
+        return None
+    site = wix.site_id or wix.instance_id or "default"
+    return FleetLimiter(
+        fleet, site, limit=wix.rate_limit_per_minute, window=wix.rate_limit_window_seconds,
+        fleet_size=settings.fleet_size, budget=wix.call_budget_seconds,
+    )  # fmt: skip
 
 
 class LibraryUnavailable(errors.MediaError):

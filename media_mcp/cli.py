@@ -14,6 +14,8 @@ from media_mcp import __version__
 from media_mcp.settings import LibrarySettings, ServerSettings
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from media_mcp.guard.backend import Backend
 
 
@@ -97,7 +99,7 @@ def _run_serve(args: argparse.Namespace, arguments: list[str]) -> int:
         wix = WixSettings()
         backend = choose_backend(settings, wix, library)
     except ValidationError as exc:
-        sys.stderr.write(f"media-mcp: invalid setting: {exc}\n")
+        sys.stderr.write(f"media-mcp: invalid setting: {_described(exc)}\n")
         return 2
     except StartupError as exc:
         sys.stderr.write(f"media-mcp: {exc}\n")
@@ -110,6 +112,14 @@ def _run_serve(args: argparse.Namespace, arguments: list[str]) -> int:
     except StartupError as exc:
         sys.stderr.write(f"media-mcp: {exc}\n")
         return 2
+
+
+def _described(exc: ValidationError) -> str:
+    """A settings error by field and reason, never with the value given: settings carry secrets."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    )
 
 
 def _environment() -> list[str]:
@@ -211,7 +221,7 @@ def _run_library(args: argparse.Namespace) -> int:
     try:
         settings = LibrarySettings(**overrides)
     except ValidationError as exc:
-        sys.stderr.write(f"media-mcp library: invalid setting: {exc}\n")
+        sys.stderr.write(f"media-mcp library: invalid setting: {_described(exc)}\n")
         return 2
     try:
         serve(settings, args.tls_cert, args.tls_key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -75,6 +75,7 @@ class WixSettings(BaseSettings):
     instance_id: str | None = Field(default=None, validation_alias="WIX_INSTANCE_ID")
     api_url: str = Field(default="https://www.wixapis.com", validation_alias="MEDIA_MCP_WIX_API_URL")
     rate_limit_per_minute: int = Field(default=190, ge=1, validation_alias="MEDIA_MCP_WIX_RATE_LIMIT_PER_MINUTE")
+    rate_limit_window_seconds: float = Field(default=60.0, gt=0, validation_alias="MEDIA_MCP_WIX_RATE_WINDOW_SECONDS")
     timeout_seconds: float = Field(default=30.0, gt=0, validation_alias="MEDIA_MCP_WIX_TIMEOUT_SECONDS")
     call_budget_seconds: float = Field(default=60.0, gt=0, validation_alias="MEDIA_MCP_WIX_CALL_BUDGET_SECONDS")
 
@@ -118,6 +119,13 @@ class ServerSettings(BaseSettings):
     confirm_secret: SecretStr | None = Field(
         default=None, description="HMAC key for confirmation tokens (share it across replicas)."
     )
+    redis_url: SecretStr | None = Field(
+        default=None, description="Redis the replicas of a fleet share: the Wix rate limit and spent tokens."
+    )
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=30, description="Bound of every Redis call.")
+    fleet_size: int = Field(
+        default=1, ge=1, le=1000, description="Replicas in the fleet: each one's share of the limit without Redis."
+    )
     allow_permanent_delete: bool = Field(default=False, description="Offer permanent deletion (always confirmed).")
     max_trash_items: int = Field(default=50, ge=1, le=1000, description="Most items one trash call may touch.")
     max_batch_items: int = Field(
@@ -139,6 +147,13 @@ class ServerSettings(BaseSettings):
         default="",
         description="Comma-separated Host values HTTP accepts besides the bound address (name, name:port, name:*).",
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("MEDIA_MCP_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        return value
 
     @property
     def allowed_folder_ids(self) -> list[str]:

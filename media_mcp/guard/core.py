@@ -9,7 +9,9 @@ destructive actions confirmed here, so a tool cannot forget any of it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import mimetypes
 import os
 import time
@@ -23,12 +25,13 @@ import anyio.to_thread
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from media_mcp import errors
+from media_mcp.fleet import Fleet, FleetUnavailable
 from media_mcp.guard import policy, stills
 from media_mcp.guard.audit import AuditLog
 from media_mcp.guard.backend import Backend
 from media_mcp.guard.lean import Lean
 from media_mcp.guard.policy import GuardError
-from media_mcp.guard.seal import ConfirmSeal, CursorSeal, SealRefused, digest
+from media_mcp.guard.seal import TOKEN_SECONDS, ConfirmSeal, CursorSeal, SealRefused, digest
 from media_mcp.guard.store import GuardStore, Keys, root_secret
 from media_mcp.guard.text import clean, clean_labels, fence, visible
 from media_mcp.guard.views import (
@@ -55,6 +58,7 @@ T = TypeVar("T")
 Raw = TypeVar("Raw")
 V = TypeVar("V", bound=BaseModel)
 
+log = logging.getLogger("media_mcp.guard")
 MAX_DEPTH = 64
 PATH_DEPTH = 4
 MAX_TREE_NODES = 200
@@ -370,7 +374,7 @@ class _Op:
 
     async def trashed(self, item_id: str) -> tuple[FolderRef, str] | None:
         """Where an item in the trash came from and when it went, if this server trashed it."""
-        origin = self.guard.store.origin(item_id)
+        origin = await self.guard.origin(item_id)
         if origin is None:
             return None
         return await self.ref(origin[0]), epoch_stamp(origin[1])
@@ -456,6 +460,7 @@ class Guard:
         *,
         data_dir: Path | None,
         clock: Callable[[], float] = time.time,
+        fleet: Fleet | None = None,
     ) -> None:
         self.settings = settings
         self.kind = backend.kind
@@ -468,6 +473,8 @@ class Guard:
         secret = settings.confirm_secret.get_secret_value() if settings.confirm_secret else None
         keys = Keys.from_root(root_secret(secret, data_dir))
         self.store = GuardStore(data_dir, clock=clock)
+        self.fleet = fleet if fleet is not None else Fleet.from_settings(settings)
+        """Where a fleet's replicas record spent tokens (``MEDIA_MCP_REDIS_URL``); None for a lone server."""
         self._cursors = CursorSeal(keys.cursor, scope=digest(sorted(self.allowed)))
         self._tokens = ConfirmSeal(keys.confirm)
 
@@ -480,6 +487,8 @@ class Guard:
     async def aclose(self) -> None:
         await self._backend.aclose()
         self.store.close()
+        if self.fleet is not None:
+            await self.fleet.aclose()
 
     @property
     def scoped(self) -> bool:
@@ -1476,6 +1485,7 @@ class Guard:
                     message="The person declined; nothing was moved. Do not retry unasked.",
                 )  # fmt: skip
             if answer.shown != plan.digest:
+                await self._mark_epoch()
                 return self._preview(plan, changed=True)
             return await self._act(plan, "human")
         if token:
@@ -1487,8 +1497,9 @@ class Guard:
                 self.audit.record("move_to_trash", "token_refused", files=plan.files, folders=plan.folders)
                 raise GuardError(str(exc)) from None
             if approved != plan.digest:
+                await self._mark_epoch()
                 return self._preview(plan, changed=True, by_app=by_app)
-            if not self.store.claim_token(signature, expires):
+            if not await self._claim(signature, expires, plan):
                 self.audit.record("move_to_trash", "token_refused", files=plan.files, folders=plan.folders)
                 raise GuardError(
                     "the confirmation_token was already used; call again without it and ask the user again"
@@ -1496,11 +1507,65 @@ class Guard:
             try:
                 return await self._act(plan, "app" if by_app else "token")
             except BaseException:
-                self.store.release_token(signature)
+                await self._release(signature)
                 raise
+        await self._mark_epoch()
         return self._preview(plan, changed=False, by_app=by_app)
 
+    async def _claim(self, signature: str, expires: float, plan: TrashPlan) -> bool:
+        """Spend a token: across the fleet first (when there is one), then in the data directory."""
+        if self.fleet is not None:
+            try:
+                if not await self.fleet.claim(signature, expires - TOKEN_SECONDS, expires, self._clock()):
+                    return False
+            except FleetUnavailable as exc:
+                self.audit.record("move_to_trash", "token_unproven", files=plan.files, folders=plan.folders)
+                raise GuardError(
+                    f"nothing was done: the confirmation_token cannot be proven unused, because {exc}; try again in "
+                    "a moment with the same arguments (if this persists, call again without the token and ask the "
+                    "user again)"
+                ) from None
+        if self.store.claim_token(signature, expires):
+            return True
+        await self._release(signature, local=False)
+        return False
+
+    async def _mark_epoch(self) -> None:
+        if self.fleet is not None:
+            with contextlib.suppress(FleetUnavailable):  # then the claim says so, when the token comes back
+                await self.fleet.mark_epoch(self._clock())
+
+    async def _release(self, signature: str, *, local: bool = True) -> None:
+        if local:
+            self.store.release_token(signature)
+        if self.fleet is not None:
+            with contextlib.suppress(FleetUnavailable):  # it then stays spent until it expires: safe
+                await self.fleet.release(signature)
+
+    async def origin(self, item_id: str) -> tuple[str, float] | None:
+        """Where an item in the trash came from and when it went, if this server (or its fleet) trashed it."""
+        found = self.store.origin(item_id)
+        if found is None and self.fleet is not None:
+            with contextlib.suppress(FleetUnavailable):  # unknown for now: answered as for an item trashed elsewhere
+                found = await self.fleet.origin(item_id)
+        return found
+
+    async def _remember_origins(self, origins: list[tuple[str, str, str]]) -> None:
+        self.store.remember_origins(origins)
+        if self.fleet is not None:
+            try:
+                await self.fleet.remember_origins(origins, self._clock())
+            except FleetUnavailable as exc:  # kept here; other replicas answer these items as trashed elsewhere
+                log.warning("trash origins kept on this replica only: %s", exc)
+
+    async def _forget_origins(self, item_ids: list[str]) -> None:
+        self.store.forget_origins(item_ids)
+        if self.fleet is not None:
+            with contextlib.suppress(FleetUnavailable):  # a stale origin of a restored item is never read
+                await self.fleet.forget_origins(item_ids)
+
     def _preview(self, plan: TrashPlan, *, changed: bool, by_app: bool = False) -> TrashOutcome:
+        """A preview with a token for exactly ``plan`` (callers first `_mark_epoch`, for a fleet)."""
         token, expires = self._tokens.mint(
             _token_action(plan, by_app), plan.asked_files, plan.asked_folders, plan.digest, self._clock()
         )
@@ -1530,7 +1595,7 @@ class Guard:
             self.audit.record("move_to_trash", "failed", files=plan.files, folders=plan.folders, permanent=permanent)
             raise
         if not permanent:
-            self.store.remember_origins(plan.origins)
+            await self._remember_origins(plan.origins)
         c = plan.content
         self.audit.record(
             "move_to_trash", "done", files=plan.files, folders=plan.folders, permanent=permanent, confirmed_by=how,
@@ -1593,7 +1658,7 @@ class Guard:
                                   folders=restorable["folder"])  # fmt: skip
                 raise
             self.audit.record("restore_from_trash", "done", files=restorable["file"], folders=restorable["folder"])
-            self.store.forget_origins(restorable["file"] + restorable["folder"])
+            await self._forget_origins(restorable["file"] + restorable["folder"])
             back = await op.files_by_id(restorable["file"])
             for file_id in restorable["file"]:
                 after = back.get(file_id)
@@ -1623,7 +1688,7 @@ class Guard:
             if not await op.in_scope(parent if kind == "file" else ident):
                 return ItemResult(id=visible(ident), kind=kind, status="not_found")
             return ItemResult(id=ident, kind=kind, name=clean(name), status="not_in_trash", folder=await op.ref(parent))
-        origin = self.store.origin(ident)
+        origin = await self.origin(ident)
         if self.scoped and (origin is None or not await op.in_scope(origin[0])):
             return ItemResult(id=visible(ident), kind=kind, status="not_found",
                               note="not in the trash of the folders this server may use")  # fmt: skip

@@ -14,6 +14,7 @@ from mcp.types import CallToolResult, Icon, InputRequiredResult, ToolAnnotations
 from pydantic import ValidationError
 
 from media_mcp import __version__
+from media_mcp.fleet import Fleet
 from media_mcp.guard import Backend, Guard, GuardError
 from media_mcp.guard.text import fence
 from media_mcp.server import prompts, registry
@@ -66,9 +67,11 @@ def create_server(
     *,
     data_dir: Path | None = None,
     clock: Callable[[], float] = time.time,
+    fleet: Fleet | None = None,
 ) -> MCPServer:
-    """The media-mcp MCP server over ``backend``, with every guardrail of ``settings`` in its guard."""
-    return server_for(Guard(settings, backend, data_dir=data_dir, clock=clock))
+    """The media-mcp MCP server over ``backend``, with every guardrail of ``settings`` in its guard (and, for a
+    replica of a fleet, the state it shares: ``fleet``, else the Redis the settings name)."""
+    return server_for(Guard(settings, backend, data_dir=data_dir, clock=clock, fleet=fleet))
 
 
 class MediaServer(MCPServer):

@@ -26,7 +26,7 @@ from media_mcp.wix import transfers
 from media_mcp.wix.auth import ApiKeyAuth, Auth, OAuthAuth
 from media_mcp.wix.ids import plain_file_id
 from media_mcp.wix.mapping import UNSURE_STATUSES, from_response, from_transport, never_sent, outcome_unknown
-from media_mcp.wix.resilience import RETRY_STATUSES, Clock, RateLimiter, RetryPolicy, Sleep
+from media_mcp.wix.resilience import RETRY_STATUSES, Clock, Limiter, RateLimiter, RetryPolicy, Sleep
 
 log = logging.getLogger("media_mcp.wix")
 
@@ -82,7 +82,7 @@ class WixMediaClient:
         *,
         http: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         timeout: float = 30.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
@@ -109,7 +109,9 @@ class WixMediaClient:
         else:
             raise e.PermissionDenied("no Wix credentials: set WIX_API_KEY and WIX_SITE_ID, or the WIX_CLIENT_* trio")
         kwargs.setdefault("retry", RetryPolicy(budget=settings.call_budget_seconds))
-        kwargs.setdefault("limiter", RateLimiter(settings.rate_limit_per_minute))
+        kwargs.setdefault(
+            "limiter", RateLimiter(settings.rate_limit_per_minute, window=settings.rate_limit_window_seconds)
+        )
         kwargs.setdefault("timeout", settings.timeout_seconds)
         return cls(settings.api_url, auth, **kwargs)
 
