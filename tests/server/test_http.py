@@ -31,8 +31,8 @@ from pydantic import SecretStr
 from media_mcp.server.run import StartupError, http_app, is_default_loopback
 from media_mcp.settings import ServerSettings
 from tests.conftest import LoopbackServer, PNG_16x8
-from tests.server.conftest import MakeServer
-from tests.tool_names import ALL_TOOLS
+from tests.server.conftest import MakeServer, ShowsApps
+from tests.tool_names import ALL_TOOLS, APP_ONLY_TOOLS
 
 pytestmark = pytest.mark.anyio
 
@@ -245,6 +245,21 @@ async def test_stateless(make_server: MakeServer, upload_root: Path, mode: str) 
             assert not result.get("isError") and result["structuredContent"]["folders"] == []
         async with Client(f"{url}/mcp", mode=mode) as client:
             await use_tools(client, upload_root)
+
+
+@pytest.mark.parametrize("stateless", [False, True])
+async def test_the_media_browsers_tools_only_where_the_server_knows_the_client_shows_apps(
+    make_server: MakeServer, mode: str, stateless: bool
+) -> None:
+    """Stateless HTTP in the 2025-11-25 era has no handshake per request, so the server cannot know the client shows
+    MCP Apps: there the browser's own tools are neither listed nor callable (the safe side); elsewhere they are."""
+    known = not (stateless and mode == "legacy")
+    with serve(make_server, stateless=stateless) as url, anyio.fail_after(TIMEOUT):
+        async with Client(f"{url}/mcp", mode=mode, extensions=[ShowsApps()]) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert (names >= APP_ONLY_TOOLS) is known and (not APP_ONLY_TOOLS & names) is not known
+            result = await client.call_tool("browse_media", {})
+            assert result.is_error is not known
 
 
 # --- every bind: Host/Origin checks derived from what it binds ------------------------------------------------------
