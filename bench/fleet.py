@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import os
-import platform
 import random
 import re
 import shutil
@@ -291,20 +289,7 @@ def _report(wix: Wix, agents: Agents, checks: list[Check], args: argparse.Namesp
 
 
 def _environment() -> dict[str, Any]:
-    def version(dist: str) -> str | None:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "mcp": version("mcp"),
-        "redis_client": version("redis"),
-    }
+    return results_file.environment("mcp", "redis")
 
 
 # --- entry point ---------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import importlib.metadata
 import importlib.util
 import math
 import os
-import platform
 import random
 import secrets
 import shutil
@@ -975,26 +974,12 @@ def bench_search(work: Path, small: int, large: int, calls: int, warmup: int, se
 
 
 def _environment(work: Path) -> dict[str, Any]:
-    def version(dist: str) -> str | None:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
     return {
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
+        **results_file.environment("uvicorn", "starlette", "httpx", "httptools", "uvloop"),
         "work_dir": str(work),
         "filesystem": _filesystem(work),
-        "uvicorn": version("uvicorn"),
-        "starlette": version("starlette"),
-        "httpx": version("httpx"),
         "uvicorn_http_auto": "httptools" if importlib.util.find_spec("httptools") else "h11",
         "uvicorn_loop_auto": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        "httptools": version("httptools"),
-        "uvloop": version("uvloop"),
         "sqlite": sqlite3.sqlite_version,
     }
 

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import selectors
 import shutil
 import statistics
@@ -430,21 +428,7 @@ def _markdown(env: dict[str, Any], cold: ColdResults | None, latency: LatencyRes
 
 
 def _environment() -> dict[str, Any]:
-    def version(dist: str) -> str | None:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "mcp": version("mcp"),
-        "media_mcp": version("media-mcp"),
-        "pydantic": version("pydantic"),
-        "uvicorn": version("uvicorn"),
-    }
+    return results_file.environment("mcp", "media-mcp", "pydantic", "uvicorn")
 
 
 # --- entry point ---------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
+import os
+import platform
 import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -39,3 +42,22 @@ def write(
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     return document
+
+
+def environment(*distributions: str) -> dict[str, Any]:
+    """Where a benchmark ran: the load at its start, Python, the platform, the CPUs, and the versions of
+    ``distributions`` (each under its name, ``-`` as ``_``; None when not installed)."""
+
+    def version(dist: str) -> str | None:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        **{dist.replace("-", "_"): version(dist) for dist in distributions},
+    }

@@ -15,10 +15,8 @@ timed too, so the uncached figure can be read as render time plus the library's 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import io
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -190,13 +188,7 @@ def _checks(r: Results) -> list[Check]:
 
 
 def _environment() -> dict[str, Any]:
-    return {
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "pillow": importlib.metadata.version("pillow"),
-    }
+    return results_file.environment("pillow")
 
 
 def _report(r: Results, checks: list[Check]) -> str:

@@ -193,13 +193,13 @@ class WixMediaClient:
                 raise outcome_unknown(name, why, response.status_code) from None
             raise error
 
-    def _attempt_timeout(self, deadline: float) -> httpx.Timeout | httpx._client.UseClientDefault:
+    def _attempt_timeout(self, deadline: float) -> httpx.Timeout:
         """The client's timeouts, cut to what is left of the call's budget, so a stalled attempt cannot outlast it."""
         left = max(deadline - self._clock(), 0.05)
         limits = self.http.timeout
         parts = (limits.connect, limits.read, limits.write, limits.pool)
         if all(part is not None and part <= left for part in parts):
-            return httpx.USE_CLIENT_DEFAULT
+            return limits
         connect, read, write, pool = (left if part is None else min(part, left) for part in parts)
         return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
 

@@ -20,9 +20,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO
 
 import httpx
+
+from tests.setup_checks import setup_missing
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -33,15 +35,6 @@ REDIS_SETUP = "apt-get install redis-server"
 REDIS_READY = re.compile(r"Ready to accept connections")
 REDIS_PORT_TAKEN = re.compile(r"Address already in use|Could not create server TCP listening socket")
 REPLICA_READY = re.compile(r"clients connect to (http://127\.0\.0\.1:\d+)/mcp")
-
-
-def setup_missing(reason: str) -> NoReturn:
-    """Skip on a developer's machine; fail under CI (``CI=true``), where the check is required."""
-    import pytest
-
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (required because CI=true)")
-    pytest.skip(reason)
 
 
 def redis_binary() -> str | None:

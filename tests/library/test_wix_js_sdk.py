@@ -16,10 +16,9 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -29,11 +28,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from media_mcp.library.app import create_app
 from media_mcp.library.service import Library
+from tests import setup_checks
 from tests.conftest import LoopbackServer
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
+JS_DIR = setup_checks.JS_DIR
 SCRIPT = JS_DIR / "wix_sdk_check.mjs"
-SETUP_HINT = "run `npm ci --prefix tests/js` (needs Node 20+ and npm) before the tests"
 NODE_TIMEOUT_SECONDS = 120
 SITE_ID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
 
@@ -61,26 +60,8 @@ EXPECTED_STEPS = [
 ]
 
 
-def setup_missing(reason: str) -> NoReturn:
-    """Skip on a developer's machine; fail under CI (``CI=true``), where the check is required."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (required because CI=true)")
-    pytest.skip(reason)
-
-
 def node_or_skip() -> str:
-    """The node binary, after checking the SDK packages are installed; skips (fails under CI) when not."""
-    node = shutil.which("node")
-    if node is None:
-        setup_missing(f"node is not on PATH: install Node 18+ and {SETUP_HINT}")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
-    match = re.match(r"v(\d+)\.", version.strip())
-    if match is None or int(match.group(1)) < 18:
-        setup_missing(f"node {version.strip()!r} is too old: the Wix SDK needs Node 18+; then {SETUP_HINT}")
-    for package in ("@wix/sdk", "@wix/media"):
-        if not (JS_DIR / "node_modules" / package / "package.json").is_file():
-            setup_missing(f"{package} is not installed under tests/js/node_modules: {SETUP_HINT}")
-    return node
+    return setup_checks.node_or_skip(("@wix/sdk", "@wix/media"), needs="the Wix SDK packages", major=18)
 
 
 @pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])

@@ -27,14 +27,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
+from tests import setup_checks
+from tests.setup_checks import setup_missing
+
+JS_DIR = setup_checks.JS_DIR
 SCRIPT = JS_DIR / "apps_browser_check.mjs"
-SETUP_HINT = "run `npm ci --prefix tests/js` (needs Node 20+ and npm) before the tests"
 CHROMIUM_HINT = "install Chromium (Debian: `apt-get install chromium`) or set MEDIA_MCP_CHROMIUM to a Chromium binary"
 PACKAGES = ("@modelcontextprotocol/ext-apps", "@modelcontextprotocol/client", "playwright-core", "esbuild")
 NODE_TIMEOUT_SECONDS = 240
@@ -65,26 +67,8 @@ EXPECTED_STEPS = [
 ]
 
 
-def setup_missing(reason: str) -> NoReturn:
-    """Skip on a developer's machine; fail under CI (``CI=true``), where the check is required."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (required because CI=true)")
-    pytest.skip(reason)
-
-
 def node_or_skip() -> str:
-    """The node binary, after checking the packages are installed; skips (fails under CI) when not."""
-    node = shutil.which("node")
-    if node is None:
-        setup_missing(f"node is not on PATH: install Node 20+ and {SETUP_HINT}")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
-    match = re.match(r"v(\d+)\.", version.strip())
-    if match is None or int(match.group(1)) < 20:
-        setup_missing(f"node {version.strip()!r} is too old: the MCP Apps packages need Node 20+; then {SETUP_HINT}")
-    for package in PACKAGES:
-        if not (JS_DIR / "node_modules" / package / "package.json").is_file():
-            setup_missing(f"{package} is not installed under tests/js/node_modules: {SETUP_HINT}")
-    return node
+    return setup_checks.node_or_skip(PACKAGES, needs="the MCP Apps packages")
 
 
 def chromium_or_skip() -> str:
