@@ -66,6 +66,9 @@ MAX_SUMMARY_ITEMS = 100_000
 MAX_SCAN_PAGES = 5
 MAX_WALK_ITEMS = 10_000
 PREVIEW_NAMES = 20
+FOLDER_NAME_SECONDS = 30.0
+"""How long a folder read in one call names it in the next ones (no scope; see `FolderNames`)."""
+FOLDER_NAMES_LIMIT = 2000
 RESUMABLE_ABOVE = 10 * 1024 * 1024
 Root = Literal["MEDIA_ROOT", "TRASH_ROOT", "VISITOR_UPLOADS_ROOT"]
 SORT_FIELDS = {"name": "displayName", "updated": "updatedDate", "size": "sizeInBytes"}
@@ -274,6 +277,36 @@ class PersonAnswer:
 # --- one call's view of the backend ---------------------------------------------------------------
 
 
+class FolderNames:
+    """Folders recently read, kept `FOLDER_NAME_SECONDS` to name them (and their paths) in answers without a
+    scope. Never read for a decision: scope checks, targets and trash plans read the backend in the call itself.
+    Any folder change through this server clears it; a change made elsewhere (the Wix dashboard, another replica)
+    shows in names within `FOLDER_NAME_SECONDS`."""
+
+    def __init__(self, *, clock: Callable[[], float], limit: int = FOLDER_NAMES_LIMIT) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._folders: dict[str, tuple[float, m.Folder]] = {}
+
+    def get(self, folder_id: str) -> m.Folder | None:
+        found = self._folders.get(folder_id)
+        if found is None:
+            return None
+        if self._clock() >= found[0]:
+            del self._folders[folder_id]
+            return None
+        return found[1]
+
+    def put(self, folder: m.Folder) -> None:
+        self._folders.pop(folder.id, None)
+        if len(self._folders) >= self._limit:  # the oldest goes first (dicts keep insertion order)
+            del self._folders[next(iter(self._folders))]
+        self._folders[folder.id] = (self._clock() + FOLDER_NAME_SECONDS, folder)
+
+    def clear(self) -> None:
+        self._folders.clear()
+
+
 class _Op:
     """The adapter for one guarded call, with the folder scope and a folder cache shared by its checks."""
 
@@ -283,14 +316,27 @@ class _Op:
         self._folders: dict[str, m.Folder | None] = {}
 
     async def _folder(self, folder_id: str) -> m.Folder | None:
+        """A folder as the backend has it now (once per call): what every check and decision reads."""
         if folder_id in SYSTEM_NAMES:
             return m.Folder(id=folder_id, display_name=SYSTEM_NAMES[folder_id])
         if folder_id not in self._folders:
             try:
-                self._folders[folder_id] = await self.client.get_folder(folder_id)
+                folder: m.Folder | None = await self.client.get_folder(folder_id)
             except errors.NotFound:
-                self._folders[folder_id] = None
+                folder = None
+            self._folders[folder_id] = folder
+            if folder is not None and not self.guard.scoped:
+                self.guard.names.put(folder)
         return self._folders[folder_id]
+
+    async def _named(self, folder_id: str) -> m.Folder | None:
+        """A folder to name in an answer. Without a folder scope it may come from the guard's `FolderNames` (a few
+        seconds old at most); under a scope it is always `_folder`, so no answer rests on a stale ancestry."""
+        if not self.guard.scoped and folder_id not in self._folders:
+            cached = self.guard.names.get(folder_id)
+            if cached is not None:
+                return cached
+        return await self._folder(folder_id)
 
     async def folder_or_none(self, folder_id: str) -> m.Folder | None:
         """A folder by id, whatever the scope (for walks that callers bound by it), or None."""
@@ -332,8 +378,10 @@ class _Op:
                 yield file
 
     def forget(self, folder_id: str) -> None:
-        """Drop a folder from this call's cache after it changed."""
+        """Drop a folder from this call's cache after it changed, and every name the guard keeps (paths below it
+        name it too)."""
         self._folders.pop(folder_id, None)
+        self.guard.names.clear()
 
     async def in_scope(self, folder_id: str | None) -> bool:
         """Whether a folder lies inside the scope (always, without one)."""
@@ -354,7 +402,7 @@ class _Op:
 
     async def ref(self, folder_id: str | None) -> FolderRef:
         ident = folder_id or m.MEDIA_ROOT_ID
-        folder = await self._folder(ident)
+        folder = await self._named(ident)
         return FolderRef(id=ident, name=clean(folder.display_name) if folder else "", path=await self.path(folder))
 
     async def path(self, folder: m.Folder | None) -> str | None:
@@ -369,7 +417,7 @@ class _Op:
             names.append(clean(current.display_name))
             if current.id in self.guard.allowed or not current.parent_folder_id:
                 break
-            current = await self._folder(current.parent_folder_id)
+            current = await self._named(current.parent_folder_id)
         return "/".join(reversed(names)) if len(names) > 1 else None
 
     async def trashed(self, item_id: str) -> tuple[FolderRef, str] | None:
@@ -475,6 +523,8 @@ class Guard:
         self.store = GuardStore(data_dir, clock=clock)
         self.fleet = fleet if fleet is not None else Fleet.from_settings(settings)
         """Where a fleet's replicas record spent tokens (``MEDIA_MCP_REDIS_URL``); None for a lone server."""
+        self.names = FolderNames(clock=clock)
+        """Folders named in recent answers, so consecutive calls do not look the same folder up again."""
         self._cursors = CursorSeal(keys.cursor, scope=digest(sorted(self.allowed)))
         self._tokens = ConfirmSeal(keys.confirm)
 
@@ -1591,6 +1641,8 @@ class Guard:
                     await op.client.bulk_delete_files(plan.files, permanent=permanent)
                 if plan.folders:
                     await op.client.bulk_delete_folders(plan.folders, permanent=permanent)
+                    for folder_id in plan.folders:
+                        op.forget(folder_id)
         except GuardError:
             self.audit.record("move_to_trash", "failed", files=plan.files, folders=plan.folders, permanent=permanent)
             raise

@@ -217,13 +217,14 @@ class Library:
         A private file's media URLs are empty and its thumbnail is its type's icon: its bytes leave only through
         download links.
         """
-        static = f"{base}/static/media/{quote(row.id)}"
+        quoted = quote(row.id)
+        static = f"{base}/static/media/{quoted}"
         ready = row.status == m.OperationStatus.READY
         stored = row.blob is not None  # while processing, or failed in it, the bytes are there all the same
         found = assets.Processed.parse(row.processed) if ready else None
 
         def asset_url(key: str) -> str:
-            return "" if row.private else f"{base}/static/assets/{quote(row.id)}/{key}"
+            return "" if row.private else f"{base}/static/assets/{quoted}/{key}"
 
         thumbnail = f"{base}/static/icons/{row.media_type.lower()}.svg"
         if ready and not row.private:

@@ -10,6 +10,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, Icon, InputRequiredResult, ToolAnnotations
 from pydantic import ValidationError
 
@@ -82,10 +83,12 @@ class MediaServer(MCPServer):
     and the SDK's own validation failure is reworded. Every tool registered through `add_tool` gets both.
     """
 
-    def __init__(self, name: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, name: str | None, guard: Guard, *, tools: list[Tool], **kwargs: Any) -> None:
+        self.guard = guard
+        """What every tool of this server works through (`media_mcp.server.binding.guard_of`)."""
         self._input_schemas: dict[str, dict[str, Any]] = {}
-        self._withheld: dict[str, dict[str, str]] = {}
-        super().__init__(name, **kwargs)  # registers the extensions' tools, through add_tool below
+        self._withheld: dict[str, dict[str, str]] = {tool.name: withheld_arguments(tool.fn) for tool in tools}
+        super().__init__(name, tools=tools, **kwargs)
 
     def add_tool(
         self,
@@ -133,9 +136,11 @@ class MediaServer(MCPServer):
 
 
 def server_for(guard: Guard) -> MCPServer:
-    apps = registry.apps(guard)
+    apps = BrowserApp(registry.app_only(guard.settings))
     mcp = MediaServer(
         "media-mcp",
+        guard,
+        tools=registry.tools(guard.settings),
         title="Wix Media Manager",
         version=__version__,
         instructions=instructions(guard.settings),
@@ -143,7 +148,6 @@ def server_for(guard: Guard) -> MCPServer:
         middleware=[_start_backend_after_handshake(guard), _lean_tools_list(apps)],
         extensions=[apps],
     )
-    registry.register(mcp, guard)
     prompts.load(mcp)
     _resources(mcp, guard)
     return mcp

@@ -1,7 +1,10 @@
 """Protocol wiring: turn a plain tool function ``fn(guard, **arguments)`` into what the SDK registers.
 
-A tool function knows the guard and its arguments, nothing of MCP. A few of its parameters ask for something only
-the protocol can give; they are marked in their annotation and filled here:
+A tool function knows the guard and its arguments, nothing of MCP. The function `bind` makes for it holds no guard:
+it finds its server's guard in the request's ``Context`` (`GUARD_ATTRIBUTE` of ``ctx.mcp_server``), so what the SDK
+builds from it (the argument model, the schemas) depends only on the settings named in its markers and is built
+once per process for every server with those settings (`media_mcp.server.registry.tools`). A few of its parameters
+ask for something only the protocol can give; they are marked in their annotation and filled here:
 
 - `PROGRESS`: a progress callback (from the request's ``Context``);
 - `CLIENT_ROOTS`: the directories the client shares (MCP roots, asked only when the operator set none);
@@ -122,22 +125,45 @@ def _with_signature(fn: Callable[..., Any], name: str, params: list[inspect.Para
     fn.__annotations__ = {p.name: p.annotation for p in params} | {"return": returns}
 
 
-def bind(fn: ToolFn, guard: Guard, settings: ServerSettings) -> Callable[..., Awaitable[CallToolResult]]:
-    """The SDK-facing tool for ``fn``: its own arguments, plus what its markers ask of the protocol."""
+GUARD_ATTRIBUTE = "guard"
+"""The attribute of the `MCPServer` that holds its `Guard`."""
+
+
+def guard_of(ctx: Context) -> Guard:
+    """The guard of the server this request came to."""
+    guard = getattr(ctx.mcp_server, GUARD_ATTRIBUTE, None)
+    if not isinstance(guard, Guard):
+        raise RuntimeError(f"a media-mcp tool runs only on a server with a {GUARD_ATTRIBUTE!r} (see create_server)")
+    return guard
+
+
+def signature_settings(fn: ToolFn) -> tuple[str, ...]:
+    """The settings ``bind`` reads to shape ``fn``'s arguments (bounds, and arguments offered only when enabled)."""
+    names: list[str] = []
+    for annotation in typing.get_type_hints(fn, include_extras=True).values():
+        for meta in typing.get_args(annotation)[1:] if typing.get_origin(annotation) is Annotated else ():
+            if isinstance(meta, SettingBound):
+                names += meta.names
+            elif isinstance(meta, WhenSetting):
+                names.append(meta.name)
+    return tuple(sorted(set(names)))
+
+
+def bind(fn: ToolFn, settings: ServerSettings) -> Callable[..., Awaitable[CallToolResult]]:
+    """The SDK-facing tool for ``fn``: its own arguments, plus what its markers ask of the protocol. Only the settings
+    `signature_settings` names are read here; everything else is read from the guard of each call."""
     signature = inspect.signature(fn, eval_str=True)
     hints = typing.get_type_hints(fn, include_extras=True)
     params = list(signature.parameters.values())[1:]  # the first is the guard
     exposed: list[inspect.Parameter] = []
     fixed: dict[str, Any] = {}
     withheld: dict[str, str] = {}
-    wants_ctx = False
     roots_param: str | None = None
     ask: tuple[str, AskPerson] | None = None
     for param in params:
         annotation = hints[param.name]
         marker = _marker(annotation)
         if marker is PROGRESS:
-            wants_ctx = True
             fixed[param.name] = PROGRESS
         elif marker is CLIENT_ROOTS:
             roots_param = param.name
@@ -151,27 +177,25 @@ def bind(fn: ToolFn, guard: Guard, settings: ServerSettings) -> Callable[..., Aw
             bounds = [m.field(settings) for m in typing.get_args(annotation)[1:] if isinstance(m, SettingBound)]
             lean_annotation = _annotated(annotation, *bounds, Field(json_schema_extra=lean_argument))
             exposed.append(param.replace(annotation=lean_annotation, kind=inspect.Parameter.KEYWORD_ONLY))
-    hidden: list[inspect.Parameter] = []
-    if wants_ctx:
-        hidden.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
+    hidden = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
     if roots_param is not None:
-        resolver = _roots_resolver(settings)
-        hidden.append(_resolved("client_roots", ListRootsResult | None, resolver))
+        hidden.append(_resolved("client_roots", ListRootsResult | None, _client_roots))
     plan_resolver: Callable[..., Any] | None = None
     if ask is not None:
-        plan_resolver = _plan_resolver(fn.__name__, ask[1], guard, {p.name for p in exposed})
+        plan_resolver = _plan_resolver(fn.__name__, ask[1], {p.name for p in exposed})
         hidden.append(_resolved("person_plan", TrashPlan | None, plan_resolver))
-        asker = _ask_resolver(fn.__name__, guard, plan_resolver)
+        asker = _ask_resolver(fn.__name__, plan_resolver)
         hidden.append(_resolved("person_answer", ElicitationResult[Approval], asker))
     returns = Annotated[CallToolResult, hints["return"]]
 
     async def tool(**kwargs: Any) -> CallToolResult:
-        ctx: Context | None = kwargs.pop("ctx", None)
+        ctx: Context = kwargs.pop("ctx")
+        guard = guard_of(ctx)
         call = {name: value for name, value in kwargs.items() if name not in _HIDDEN}
         for name, value in fixed.items():
             call[name] = _progress(ctx) if value is PROGRESS else value
         if roots_param is not None:
-            call[roots_param] = settings.upload_root_paths or _paths_of(kwargs.get("client_roots"))
+            call[roots_param] = guard.settings.upload_root_paths or _paths_of(kwargs.get("client_roots"))
         if ask is not None:
             call[ask[0]] = _person_answer(kwargs.get("person_plan"), kwargs.get("person_answer"))
         try:
@@ -198,25 +222,19 @@ def _resolved(name: str, kind: Any, resolver: Callable[..., Any]) -> inspect.Par
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=_annotated(kind, Resolve(resolver)))
 
 
-def _progress(ctx: Context | None) -> Callable[[int, int | None], Awaitable[None]] | None:
-    if ctx is None:
-        return None
-
+def _progress(ctx: Context) -> Callable[[int, int | None], Awaitable[None]]:
     async def report(done: int, total: int | None) -> None:
         await ctx.report_progress(done, total, f"{done} of {total} bytes" if total else f"{done} bytes")
 
     return report
 
 
-def _roots_resolver(settings: ServerSettings) -> Callable[..., Any]:
-    async def client_roots(ctx: Context) -> ListRoots | None:
-        """The client's MCP roots, asked only when the operator set no upload roots."""
-        if settings.upload_root_paths:
-            return None
-        caps = ctx.client_capabilities
-        return ListRoots() if caps is not None and caps.roots is not None else None
-
-    return client_roots
+async def _client_roots(ctx: Context) -> ListRoots | None:
+    """The client's MCP roots, asked only when the operator set no upload roots."""
+    if guard_of(ctx).settings.upload_root_paths:
+        return None
+    caps = ctx.client_capabilities
+    return ListRoots() if caps is not None and caps.roots is not None else None
 
 
 def _paths_of(roots: ListRootsResult | None) -> list[Path]:
@@ -228,7 +246,7 @@ def _paths_of(roots: ListRootsResult | None) -> list[Path]:
     return out
 
 
-def _plan_resolver(tool: str, ask: AskPerson, guard: Guard, exposed: set[str]) -> Callable[..., Any]:
+def _plan_resolver(tool: str, ask: AskPerson, exposed: set[str]) -> Callable[..., Any]:
     """A resolver taking exactly the tool arguments the plan needs (and the context), by name."""
     names = [name for name in ask.arguments if name in exposed]
 
@@ -238,7 +256,7 @@ def _plan_resolver(tool: str, ask: AskPerson, guard: Guard, exposed: set[str]) -
         if caps is None or caps.elicitation is None:
             return None
         try:
-            return await ask.plan(guard, **kwargs)
+            return await ask.plan(guard_of(ctx), **kwargs)
         except GuardError as exc:
             raise ToolError(fence(str(exc))) from None
 
@@ -248,15 +266,16 @@ def _plan_resolver(tool: str, ask: AskPerson, guard: Guard, exposed: set[str]) -
     return plan
 
 
-def _ask_resolver(tool: str, guard: Guard, plan_resolver: Callable[..., Any]) -> Callable[..., Any]:
-    async def ask(person_plan: TrashPlan | None) -> Elicit[Approval] | None:
+def _ask_resolver(tool: str, plan_resolver: Callable[..., Any]) -> Callable[..., Any]:
+    async def ask(ctx: Context, person_plan: TrashPlan | None) -> Elicit[Approval] | None:
         """Show the person the plan (its text ends in a check code, so a changed plan is a new question)."""
         if person_plan is None:
             return None
-        return Elicit(guard.describe(person_plan), Approval)
+        return Elicit(guard_of(ctx).describe(person_plan), Approval)
 
+    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
     wanted = _resolved("person_plan", TrashPlan | None, plan_resolver)
-    _with_signature(ask, f"{tool}_ask", [wanted], Elicit[Approval] | None)
+    _with_signature(ask, f"{tool}_ask", [context, wanted], Elicit[Approval] | None)
     return ask
 
 

@@ -25,9 +25,7 @@ from mcp.server.apps import Apps, ResourceCsp, Visibility, client_supports_apps
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolRequestParams, CallToolResult, TextContent
 
-from media_mcp.settings import ServerSettings
-
-__all__ = ["URI", "BrowserApp", "Visibility", "page"]
+__all__ = ["URI", "BrowserApp", "Visibility", "page", "tool_meta"]
 
 URI = "ui://media-mcp/browser.html"
 
@@ -37,12 +35,23 @@ def page() -> str:
     return resources.files(__package__).joinpath("browser.html").read_text(encoding="utf-8")
 
 
-class BrowserApp(Apps):
-    """The Apps extension with the media browser's page, refusing app-only tools to clients without Apps."""
+def tool_meta(visibility: Sequence[Visibility] | None) -> dict[str, Any]:
+    """The ``_meta`` of a tool that shows the browser: its page, and who may call it (None: the model and the app)."""
+    ui: dict[str, Any] = {"resourceUri": URI}
+    if visibility is not None:
+        ui["visibility"] = list(visibility)
+    return {"ui": ui}
 
-    def __init__(self, settings: ServerSettings) -> None:
+
+class BrowserApp(Apps):
+    """The Apps extension with the media browser's page, refusing app-only tools to clients without Apps.
+
+    The tools that show the page are registered with the server's others (their ``_meta`` from `tool_meta`);
+    ``app_only`` names those that serve it alone."""
+
+    def __init__(self, app_only: set[str]) -> None:
         super().__init__()
-        self.app_only: set[str] = set()
+        self.app_only = set(app_only)
         self.add_html_resource(
             URI,
             page(),
@@ -52,18 +61,6 @@ class BrowserApp(Apps):
             csp=ResourceCsp(),  # no domain: no fetch, no remote image, script or style
             prefers_border=True,
         )
-
-    def tool(
-        self,
-        *,
-        resource_uri: str,
-        visibility: Sequence[Visibility] | None = None,
-        meta: dict[str, Any] | None = None,
-        **tool_kwargs: Any,
-    ) -> Any:
-        if visibility is not None and list(visibility) == ["app"]:
-            self.app_only.add(str(tool_kwargs["name"]))
-        return super().tool(resource_uri=resource_uri, visibility=visibility, meta=meta, **tool_kwargs)
 
     async def intercept_tool_call(
         self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext

@@ -10,13 +10,13 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
-from media_mcp.guard import Guard
 from media_mcp.server import browser
-from media_mcp.server.binding import ToolFn, bind
+from media_mcp.server.binding import ToolFn, bind, signature_settings
 from media_mcp.server.tools import browse, read, trash, write
+from media_mcp.settings import ServerSettings
 
 
 @dataclass(frozen=True)
@@ -74,28 +74,35 @@ TOOLS: tuple[ToolSpec, ...] = (
 )
 
 
-def offered(guard: Guard) -> list[ToolSpec]:
-    """The tools this server registers under its settings (no writing tool in read-only mode)."""
-    return [spec for spec in TOOLS if not (guard.settings.read_only and (spec.writes or spec.for_uploads))]
+def offered(settings: ServerSettings) -> list[ToolSpec]:
+    """The tools a server with these settings registers (no writing tool in read-only mode)."""
+    return [spec for spec in TOOLS if not (settings.read_only and (spec.writes or spec.for_uploads))]
 
 
-def apps(guard: Guard) -> browser.BrowserApp:
-    """The MCP Apps extension with the media browser and the tools that show or serve it (pass it to the server)."""
-    extension = browser.BrowserApp(guard.settings)
-    for spec in offered(guard):
-        if spec.app is not None:
-            visibility: list[browser.Visibility] | None = ["app"] if spec.app == "only" else None  # None: both
-            extension.tool(resource_uri=browser.URI, visibility=visibility, **_kwargs(spec))(
-                bind(spec.fn, guard, guard.settings)
-            )
-    return extension
+def tools(settings: ServerSettings) -> list[Tool]:
+    """The SDK's tools for the offered specs, each built once per process for the settings that shape it (a copy
+    per server, so no server sees another's)."""
+    return [_tool(spec, tuple((name, getattr(settings, name)) for name in signature_settings(spec.fn)), settings)
+            .model_copy() for spec in offered(settings)]  # fmt: skip
 
 
-def register(mcp: MCPServer, guard: Guard) -> None:
-    """Register the tools that are not the media browser's (`apps` brings those)."""
-    for spec in offered(guard):
-        if spec.app is None:
-            mcp.add_tool(bind(spec.fn, guard, guard.settings), **_kwargs(spec))
+def app_only(settings: ServerSettings) -> set[str]:
+    """The offered tools that serve the media browser alone."""
+    return {spec.name for spec in offered(settings) if spec.app == "only"}
+
+
+_built: dict[tuple[str, tuple[tuple[str, Any], ...]], Tool] = {}
+
+
+def _tool(spec: ToolSpec, shape: tuple[tuple[str, Any], ...], settings: ServerSettings) -> Tool:
+    """The tool for ``spec`` under the settings values ``shape`` lists (those `bind` reads from ``settings``)."""
+    key = (spec.name, shape)
+    if key not in _built:
+        meta = None
+        if spec.app is not None:  # the media browser's page, shown by the host (and for "only", to the app alone)
+            meta = browser.tool_meta(["app"] if spec.app == "only" else None)
+        _built[key] = Tool.from_function(bind(spec.fn, settings), meta=meta, **_kwargs(spec))
+    return _built[key]
 
 
 def _kwargs(spec: ToolSpec) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, Tool
 from pydantic import SecretStr
 
 from media_mcp.guard import StaticBackend
+from media_mcp.guard.core import FOLDER_NAME_SECONDS
 from media_mcp.server.app import create_server
 from media_mcp.settings import ServerSettings
 from media_mcp.wix import messages as msg
@@ -237,6 +238,45 @@ async def test_pages_under_a_scope_hold_only_inside_items(scoped: Client, wix: W
         if not cursor:
             break
     assert sorted(folders) == sorted({site.inside, site.nested})
+
+
+async def test_a_folder_moved_out_of_the_scope_is_gone_at_once(scoped: Client, wix: WixMediaClient, site: Site) -> None:
+    before = data(await scoped.call_tool("search_files", {}))
+    assert site.nested_file in [row[0] for row in before["rows"]]
+    await wix.update_folder(msg.FolderUpdate(id=site.nested, parent_folder_id=site.outside))  # not through the server
+    after = data(await scoped.call_tool("search_files", {}))
+    assert [row[0] for row in after["rows"]] == [site.in_file]
+    assert refusal(await scoped.call_tool("get_file", {"file_id": site.nested_file}))
+
+
+def folder_names(page: dict[str, Any]) -> set[str]:
+    return {folder["name"] for folder in page["folders"]}
+
+
+async def test_folder_names_follow_a_change_made_elsewhere_within_their_lifetime(
+    client: Client, wix: WixMediaClient, tmp_path: Path, clock: FakeClock
+) -> None:
+    album = await wix.create_folder("Summer")
+    await put(wix, tmp_path, "beach.png", folder=album.id)
+    assert folder_names(data(await client.call_tool("search_files", {}))) == {"Summer"}
+    await wix.update_folder(msg.FolderUpdate(id=album.id, display_name="Winter"))  # the Wix dashboard, say
+    assert folder_names(data(await client.call_tool("search_files", {}))) == {"Summer"}
+    clock.advance(FOLDER_NAME_SECONDS)
+    assert folder_names(data(await client.call_tool("search_files", {}))) == {"Winter"}
+
+
+async def test_folder_names_change_at_once_after_a_change_through_the_server(
+    client: Client, wix: WixMediaClient, tmp_path: Path
+) -> None:
+    parent = await wix.create_folder("Trips")
+    album = await wix.create_folder("Summer", parent.id)
+    await put(wix, tmp_path, "beach.png", folder=album.id)
+    file = data(await client.call_tool("search_files", {}))
+    assert file["folders"][0]["path"] == "Trips/Summer"
+    await client.call_tool("update_folder", {"folder_id": parent.id, "name": "Travels"})
+    assert data(await client.call_tool("search_files", {}))["folders"][0]["path"] == "Travels/Summer"
+    await client.call_tool("update_folder", {"folder_id": album.id, "name": "Sun"})
+    assert folder_names(data(await client.call_tool("search_files", {}))) == {"Sun"}
 
 
 # --- sealed cursors ----------------------------------------------------------------------------------
