@@ -314,6 +314,7 @@ class _Op:
         self.guard = guard
         self.client = client
         self._folders: dict[str, m.Folder | None] = {}
+        self._refs: dict[str, FolderRef] = {}
 
     async def _folder(self, folder_id: str) -> m.Folder | None:
         """A folder as the backend has it now (once per call): what every check and decision reads."""
@@ -381,6 +382,7 @@ class _Op:
         """Drop a folder from this call's cache after it changed, and every name the guard keeps (paths below it
         name it too)."""
         self._folders.pop(folder_id, None)
+        self._refs.clear()
         self.guard.names.clear()
 
     async def in_scope(self, folder_id: str | None) -> bool:
@@ -401,9 +403,13 @@ class _Op:
         return False
 
     async def ref(self, folder_id: str | None) -> FolderRef:
+        """How answers name a folder (once per call: a page of files mostly shares a few folders)."""
         ident = folder_id or m.MEDIA_ROOT_ID
-        folder = await self._named(ident)
-        return FolderRef(id=ident, name=clean(folder.display_name) if folder else "", path=await self.path(folder))
+        if ident not in self._refs:
+            folder = await self._named(ident)
+            name = clean(folder.display_name) if folder else ""
+            self._refs[ident] = FolderRef(id=ident, name=name, path=await self.path(folder))
+        return self._refs[ident]
 
     async def path(self, folder: m.Folder | None) -> str | None:
         """Where a folder sits, as names from the top down ('Clients/Acme/2024'), or None for a top-level or
