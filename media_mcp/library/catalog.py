@@ -228,7 +228,18 @@ class Page:
     text: TextSearch | None = None  # the words a file search requires, besides ``where``
 
 
-LISTED_SQL = "seq IN (SELECT value FROM json_each(?))"
+IDS = "SELECT value FROM json_each(?)"
+"""A list of ids as one parameter (`ids_param`): one statement text whatever the list's length, so SQLite's statement
+cache keeps one statement, not one per length (their churn fragmented the heap under load), and no list is too long
+for SQLite's limit on parameters."""
+LISTED_SQL = f"seq IN ({IDS})"
+
+
+def ids_param(ids: Sequence[str] | Sequence[int]) -> str:
+    """The parameter of `IDS`."""
+    return json.dumps(list(ids))
+
+
 FEW_MATCHES = 2000
 """Up to this many text matches, a search reads its matches first and sorts them; above, it walks the sorted index."""
 
@@ -296,10 +307,6 @@ class Catalog:
             (folder_id,),
         ).fetchall()
         return [r[0] for r in rows]
-
-    @staticmethod
-    def _in_list(ids: Sequence[str]) -> str:
-        return ",".join("?" * len(ids))
 
     # --- files ------------------------------------------------------------------------------
 
@@ -377,7 +384,7 @@ class Catalog:
             return {}
         with self.db.read() as conn:
             rows = conn.execute(
-                f"SELECT file_id, reason FROM failures WHERE file_id IN ({self._in_list(file_ids)})", tuple(file_ids)
+                f"SELECT file_id, reason FROM failures WHERE file_id IN ({IDS})", (ids_param(file_ids),)
             )
             return {r[0]: r[1] for r in rows}
 
@@ -388,7 +395,7 @@ class Catalog:
 
     def get_files(self, file_ids: Sequence[str]) -> dict[str, FileRow]:
         with self.db.read() as conn:
-            rows = conn.execute(f"SELECT * FROM files WHERE id IN ({self._in_list(file_ids)})", tuple(file_ids))
+            rows = conn.execute(f"SELECT * FROM files WHERE id IN ({IDS})", (ids_param(file_ids),))
             return {r.id: r for r in FileRow.all_from(rows)}
 
     def update_file(
@@ -433,8 +440,8 @@ class Catalog:
         with self.db.tx() as conn:
             conn.execute(
                 f"UPDATE files SET trash_parent = parent_id, parent_id = ?, state = 'DELETED', updated = ?"
-                f" WHERE state = 'OK' AND id IN ({self._in_list(file_ids)})",
-                (TRASH_ROOT_ID, now, *file_ids),
+                f" WHERE state = 'OK' AND id IN ({IDS})",
+                (TRASH_ROOT_ID, now, ids_param(file_ids)),
             )
 
     def restore_files(self, file_ids: Sequence[str], now: float) -> None:
@@ -460,7 +467,7 @@ class Catalog:
     def delete_files(self, file_ids: Sequence[str]) -> list[str]:
         """Remove files for good (unknown ids are skipped); returns the blob keys to unlink once this has committed."""
         with self.db.tx() as conn:
-            return self._drop_files(conn, f"id IN ({self._in_list(file_ids)})", tuple(file_ids))
+            return self._drop_files(conn, f"id IN ({IDS})", (ids_param(file_ids),))
 
     @staticmethod
     def _drop_files(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[str]:
@@ -502,9 +509,9 @@ class Catalog:
         with self.db.read() as conn:
             ids = [folder_id, *self._subtree(conn, folder_id)]
             rows = conn.execute(
-                f"SELECT * FROM files WHERE parent_id IN ({self._in_list(ids)}) AND private = 0"
+                f"SELECT * FROM files WHERE parent_id IN ({IDS}) AND private = 0"
                 " ORDER BY parent_id, sort_name, id LIMIT ?",
-                (*ids, cap + 1),
+                (ids_param(ids), cap + 1),
             ).fetchall()
         return [FileRow.from_row(r) for r in rows]
 
@@ -566,9 +573,8 @@ class Catalog:
                 root = self._require_live_parent(conn, parent_id)
                 if root != folder.root:
                     ids = [folder_id, *subtree]
-                    marks = self._in_list(ids)
-                    conn.execute(f"UPDATE folders SET root = ? WHERE id IN ({marks})", (root, *ids))
-                    conn.execute(f"UPDATE files SET root = ? WHERE parent_id IN ({marks})", (root, *ids))
+                    conn.execute(f"UPDATE folders SET root = ? WHERE id IN ({IDS})", (root, ids_param(ids)))
+                    conn.execute(f"UPDATE files SET root = ? WHERE parent_id IN ({IDS})", (root, ids_param(ids)))
                 folder.parent_id, folder.root = parent_id, root
             if display_name is not None:
                 folder.display_name = display_name
@@ -590,14 +596,14 @@ class Catalog:
                 if inner:
                     conn.execute(
                         f"UPDATE folders SET state='DELETED', trashed_by=?, updated=?"
-                        f" WHERE state='OK' AND id IN ({self._in_list(inner)})",
-                        (folder_id, now, *inner),
+                        f" WHERE state='OK' AND id IN ({IDS})",
+                        (folder_id, now, ids_param(inner)),
                     )
                 holders = [folder_id, *inner]
                 conn.execute(
                     f"UPDATE files SET state='DELETED', trashed_by=?, updated=?"
-                    f" WHERE state='OK' AND parent_id IN ({self._in_list(holders)})",
-                    (folder_id, now, *holders),
+                    f" WHERE state='OK' AND parent_id IN ({IDS})",
+                    (folder_id, now, ids_param(holders)),
                 )
                 conn.execute(
                     "UPDATE folders SET trash_parent=parent_id, parent_id=?, state='DELETED', trashed_by=NULL,"
@@ -626,14 +632,14 @@ class Catalog:
                 if inner:
                     conn.execute(
                         f"UPDATE folders SET state='OK', trashed_by=NULL, root=?, updated=?"
-                        f" WHERE id IN ({self._in_list(inner)}) AND trashed_by IN ({self._in_list(takers)})",
-                        (root, now, *inner, *takers),
+                        f" WHERE id IN ({IDS}) AND trashed_by IN ({IDS})",
+                        (root, now, ids_param(inner), ids_param(takers)),
                     )
                 holders = [folder_id, *inner]
                 conn.execute(
                     f"UPDATE files SET state='OK', trashed_by=NULL, root=?, updated=?"
-                    f" WHERE parent_id IN ({self._in_list(holders)}) AND trashed_by IN ({self._in_list(takers)})",
-                    (root, now, *holders, *takers),
+                    f" WHERE parent_id IN ({IDS}) AND trashed_by IN ({IDS})",
+                    (root, now, ids_param(holders), ids_param(takers)),
                 )
 
     def delete_folders(self, folder_ids: Sequence[str]) -> list[str]:
@@ -644,9 +650,8 @@ class Catalog:
                 if self._folder(conn, folder_id) is None:
                     continue
                 ids = [folder_id, *self._subtree(conn, folder_id)]
-                marks = self._in_list(ids)
-                blobs += self._drop_files(conn, f"parent_id IN ({marks})", tuple(ids))
-                conn.execute(f"DELETE FROM folders WHERE id IN ({marks})", tuple(ids))
+                blobs += self._drop_files(conn, f"parent_id IN ({IDS})", (ids_param(ids),))
+                conn.execute(f"DELETE FROM folders WHERE id IN ({IDS})", (ids_param(ids),))
         return blobs
 
     def list_folders(self, page: Page, budget: float | None = None) -> list[FolderRow]:
@@ -664,7 +669,7 @@ def _page_sql(table: str, page: Page, *, found: list[int] | None = None) -> tupl
     """
     where, params = page.where, page.params
     if found is not None:
-        where, params = f"({where}) AND {LISTED_SQL}", (*params, json.dumps(found))
+        where, params = f"({where}) AND {LISTED_SQL}", (*params, ids_param(found))
     elif page.text is not None:
         clause, extra = page.text.clause()
         where, params = f"({where}) AND {clause}", (*params, *extra)

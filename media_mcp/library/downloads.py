@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from media_mcp.library import transforms
 from media_mcp.library.assets import SOURCE, download_name
-from media_mcp.library.catalog import FileRow
+from media_mcp.library.catalog import IDS, FileRow, ids_param
 from media_mcp.library.datadir import OWNER_FILE
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError
@@ -249,10 +249,8 @@ def _folder_prefixes(lib: Library, folder_id: str) -> dict[str, str]:
     with lib.db.read() as conn:
         frontier = [folder_id]
         while frontier:
-            marks = ",".join("?" * len(frontier))
             rows = conn.execute(
-                f"SELECT id, display_name, parent_id FROM folders WHERE parent_id IN ({marks})",
-                frontier,
+                f"SELECT id, display_name, parent_id FROM folders WHERE parent_id IN ({IDS})", (ids_param(frontier),)
             ).fetchall()
             frontier = []
             for child in rows:

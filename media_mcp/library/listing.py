@@ -9,7 +9,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from media_mcp.library.catalog import FileRow, FolderRow, Page, SearchRefused, TextSearch, search_words
+from media_mcp.library.catalog import (
+    IDS,
+    FileRow,
+    FolderRow,
+    Page,
+    SearchRefused,
+    TextSearch,
+    ids_param,
+    search_words,
+)
 from media_mcp.library.errors import ApiError, invalid
 from media_mcp.wix import models as m
 
@@ -159,8 +168,8 @@ def _where(query: Query) -> tuple[str, list[Any]]:
         clauses.append("state = 'OK' AND root = ?")
         params.append("visitor" if query.target == m.RootFolder.VISITOR_UPLOADS_ROOT else "media")
     if query.media_types:
-        clauses.append(f"media_type IN ({','.join('?' * len(query.media_types))})")
-        params += list(query.media_types)
+        clauses.append(f"media_type IN ({IDS})")
+        params.append(ids_param(list(query.media_types)))
     if query.private is not None:
         clauses.append("private = ?")
         params.append(int(query.private))
