@@ -249,6 +249,24 @@ async def test_a_folder_moved_out_of_the_scope_is_gone_at_once(scoped: Client, w
     assert refusal(await scoped.call_tool("get_file", {"file_id": site.nested_file}))
 
 
+async def test_servers_in_one_process_each_answer_through_their_own_guard(
+    make_server: MakeServer, mode: str, site: Site
+) -> None:
+    # the SDK's tools are built once per process and shared; each call must still reach its own server's guard
+    whole, scoped_server = make_server(max_batch_items=7), make_server(allowed_folders=site.inside, max_batch_items=3)
+    async with Client(whole, mode=mode) as a, Client(scoped_server, mode=mode) as b:
+        for _ in range(2):  # interleaved
+            everything = {row[0] for row in data(await a.call_tool("search_files", {}))["rows"]}
+            inside = {row[0] for row in data(await b.call_tool("search_files", {}))["rows"]}
+            assert site.out_file in everything
+            assert inside == {site.in_file, site.nested_file}
+        bounds = []
+        for client in (a, b):
+            (tool,) = [t for t in (await client.list_tools()).tools if t.name == "generate_download_url"]
+            bounds.append(tool.input_schema["properties"]["file_ids"]["maxItems"])
+        assert bounds == [7, 3]
+
+
 def folder_names(page: dict[str, Any]) -> set[str]:
     return {folder["name"] for folder in page["folders"]}
 
