@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import io
 import mimetypes
+import os
 import re
 import unicodedata
 from collections.abc import Generator, Iterable
@@ -203,7 +204,9 @@ def probe(path: Path, head: bytes, declared_mime: str, name: str) -> Probe:
     if media_type in (MediaType.IMAGE, MediaType.VECTOR):
         try:
             with open(path, "rb") as fh:
-                start = fh.read(MEASURE_BYTES)
+                # no more than the file holds: a read of n bytes allocates n first, and half a MiB taken and given
+                # back for a small image raises glibc's threshold for serving large blocks from the heap
+                start = fh.read(min(MEASURE_BYTES, os.fstat(fh.fileno()).st_size))
             w, h = imagesize.get(io.BytesIO(start))
         except (OSError, ValueError):
             w, h = -1, -1
