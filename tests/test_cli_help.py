@@ -210,3 +210,14 @@ def test_http_banner_gives_the_url_and_the_token_rule_and_no_client_config(
         refused = http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert (refused.status_code == 401) == bool(token)
     assert server.stop() == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the server's memory map from /proc (Linux)")
+def test_http_transport_serves_its_connections_on_uvloop(start: Callable[[list[str], dict[str, str]], Started]) -> None:
+    """asyncio's own socket transport takes 256 KiB for every read, which made the server's heap grow under many small
+    requests (docs/reliability.md, the memory soak); uvicorn picks uvloop, a dependency, when it can import it."""
+    server = start([sys.executable, "-m", "media_mcp", "--transport", "http", "--port", "0"], {})
+    server.banner()
+    maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+    assert "uvloop" in maps, "the HTTP transport runs on asyncio's own loop"
+    assert server.stop() == 0
