@@ -66,8 +66,13 @@ is full by the end of the warm-up, as on any site after its first minutes, and s
 the cache instead keeps growing with the database the rounds write to (~0.15 MiB a round, until 2 MiB), which a
 reading of three rounds cannot tell from a leak.
 """
-ROUNDS = 12
-"""Measured rounds of the soak by default (after the warm-up): 60,000 calls at the default size."""
+ROUNDS = 30
+"""Measured rounds of the soak by default (after the warm-up): 150,000 calls at the default size, about 20 minutes.
+
+The first half is where caches and glibc's arenas fill up, and at this size they take about fifteen rounds to: two
+30-round runs grew 0.69 and 0.59 MiB a round over rounds 1-15, then 0.39 and 0.40 over rounds 16-30, the second flat
+over its last four. A 12-round soak ends while they still fill (0.48 and 0.59 MiB a round over rounds 7-12, one on
+each side of the bound), so it could not tell a plateau from a slow leak (docs/reliability.md)."""
 MIN_ROUNDS = 4
 """The fewest rounds that give the last half two readings, so a slope."""
 MEMORY_SLOPE_BOUND_MIB_PER_ROUND = 0.5
@@ -75,12 +80,15 @@ MEMORY_SLOPE_BOUND_MIB_PER_ROUND = 0.5
 (50 sessions x 100 calls, 5,000 calls a round) about 100 bytes per call, half the per-call growth the three-repeat
 reading it replaces allowed (1 MiB a round). A soak is for the default size; smaller runs pass their own bound.
 
-Measured on 2 shared cores, without tuning the allocator, 12 rounds (figures in docs/benchmarks.md):
+Measured on 2 shared cores, without tuning the allocator, 12 rounds, before the default became 30 (figures in
+docs/reliability.md):
 
 * the library as of commit 9c0ebdb: VmRSS grows about 0.7 MiB a round over the first rounds, then flattens into rare
   steps: last-half slopes 0.16, 0.21 and 0.23 MiB a round (0.14 over rounds 9-16 of a 16-round run);
 * with its read connections of their own and separate search threads (53f973c): 1.54, 1.74 and 2.07 MiB a round,
-  not flattening in 12 rounds; the server has 9-10 threads instead of 6. 0.79 MiB a round with MALLOC_ARENA_MAX=1.
+  not flattening in 12 rounds; the server has 9-10 threads instead of 6. 0.79 MiB a round with MALLOC_ARENA_MAX=1;
+* on uvloop with 2 store and 2 search threads (c51d243): 0.48 and 0.59 MiB a round over rounds 7-12; over rounds
+  16-30 of two 30-round runs, 0.39 and 0.40.
 
 The ``heap_on_sigusr2`` diagnostic says what grows, in both: nothing that lives. glibc's bytes in use, pymalloc's
 blocks and the objects the collector tracks stay flat from the warm-up to round 12 (in use within 0.3 MiB, slope

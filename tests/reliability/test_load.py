@@ -1,6 +1,6 @@
 """Load, small: a soak of concurrent MCP sessions over streamable HTTP against ``media-mcp --transport http`` (a child
 process on the embedded library), both protocol eras, mixed reads and writes. The full soak (50 sessions x 100 calls
-x 12 rounds) is ``python -m bench reliability --only load``.
+x 30 rounds) is ``python -m bench reliability --only load``.
 
 What must hold: every call answers without error, the writes add up (no folder lost or made twice, every renamed
 file carries its last name and is out of the trash), the server stops on SIGTERM with status 0 after closing the
