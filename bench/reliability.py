@@ -68,7 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", choices=PARTS, help="run one part only (the JSON keeps the others' last figures)")
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice (default 1)")
     parser.add_argument(
-        "--part-timeout", type=float, default=1800.0, help="seconds each part may take before it is stopped"
+        "--part-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds each part may take before it is stopped (default 3600: the default soak takes about 1200)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
 
