@@ -227,7 +227,7 @@ Writes take turns on the writer's lock and reads each take a connection of their
 busy. More threads would mostly wait on the lock, out of reach of cancellation, each holding a stack and, in glibc,
 an arena of its own that keeps the memory freed in it: with anyio's default of 40, 50 busy MCP sessions kept 40
 threads and 5 MiB more memory; with 4 store and 4 search threads, the memory soak still grew 1.2-1.4 MiB a round,
-with 2 and 2 0.48 and 0.59 over 12 rounds, and 0.39 and 0.40 over the last half of 30 (at the same throughput;
+with 2 and 2 0.48 and 0.59 over 12 rounds, and 0.39, 0.40 and 0.51 over the last half of 30 (at the same throughput;
 docs/reliability.md). A call past the limit waits on the event loop instead, where a cancelled caller simply leaves
 the queue.
 Only store calls belong here: file work (probing, hashing, copying) uses anyio's own pool, so a slow file cannot
