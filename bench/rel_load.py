@@ -73,7 +73,8 @@ The first half is where caches and glibc's arenas fill up, and at this size they
 30-round runs grew 0.69 and 0.59 MiB a round over rounds 1-15, then 0.39 and 0.40 over rounds 16-30, the second flat
 over its last four (a third, 0.66 then 0.51, with one step of 1.9 MiB in round 28). A 12-round soak ends while they
 still fill (0.48 and 0.59 MiB a round over rounds 7-12, one on each side of the bound), so it could not tell a plateau
-from a slow leak (docs/reliability.md)."""
+from a slow leak (docs/reliability.md). With the library's page caches bounded, two 30-round runs grew 0.18 and 0.26
+MiB a round over rounds 1-15 and 0.06 and 0.04 over rounds 16-30."""
 MIN_ROUNDS = 4
 """The fewest rounds that give the last half two readings, so a slope."""
 MEMORY_SLOPE_BOUND_MIB_PER_ROUND = 0.5
@@ -89,7 +90,9 @@ docs/reliability.md):
 * with its read connections of their own and separate search threads (53f973c): 1.54, 1.74 and 2.07 MiB a round,
   not flattening in 12 rounds; the server has 9-10 threads instead of 6. 0.79 MiB a round with MALLOC_ARENA_MAX=1;
 * on uvloop with 2 store and 2 search threads (c51d243): 0.48 and 0.59 MiB a round over rounds 7-12; over rounds
-  16-30 of three 30-round runs, 0.39, 0.40 and 0.51.
+  16-30 of three 30-round runs, 0.39, 0.40 and 0.51 (and 0.42 on a faster machine);
+* with every connection's page cache bounded to 512 KiB (`media_mcp.library.db.CACHE_KIB`): 0.06 and 0.04 MiB a round
+  over rounds 16-30 of two 30-round runs, flat over their last eight and nine rounds.
 
 The ``heap_on_sigusr2`` diagnostic says what grows, in both: nothing that lives. glibc's bytes in use, pymalloc's
 blocks and the objects the collector tracks stay flat from the warm-up to round 12 (in use within 0.3 MiB, slope
@@ -553,6 +556,7 @@ class Round:
                 else {
                     "malloc_in_use_mib": _mib(self.heap.get("malloc_in_use", 0)),
                     "malloc_free_mib": _mib(self.heap.get("malloc_free", 0)),
+                    "sqlite_in_use_mib": _mib(self.heap.get("sqlite_in_use", 0)),
                     "pymalloc_blocks": self.heap.get("pymalloc_blocks", 0),
                     "gc_objects": self.heap.get("gc_objects", 0),
                 }
@@ -591,7 +595,7 @@ def memory_slope(measured: list[Round], bound_mib_per_round: float) -> dict[str,
     last_slope = per_round(last)
     heap: dict[str, float] = {}
     if last and all(r.heap is not None for r in last):
-        for key in ("malloc_in_use", "malloc_free"):
+        for key in ("malloc_in_use", "malloc_free", "sqlite_in_use"):
             heap[f"{key}_slope_mib_per_round"] = round(
                 slope([(r.round, (r.heap or {}).get(key, 0) / 2**20) for r in last]), 4
             )
@@ -735,12 +739,21 @@ try:
 except (OSError, AttributeError):  # glibc before 2.33, or another C library
     _mallinfo2 = None
 
+try:  # the SQLite library the sqlite3 module loaded (dlopen gives back the same copy)
+    import ctypes.util
+    _sqlite_memory = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0").sqlite3_memory_used
+    _sqlite_memory.restype = ctypes.c_int64
+except (OSError, AttributeError):  # SQLite linked into Python itself, or not found
+    _sqlite_memory = None
+
 
 def _heap(signum, frame):
     figures = {"pymalloc_blocks": sys.getallocatedblocks(), "gc_objects": len(gc.get_objects())}
     if _mallinfo2 is not None:
         info = _mallinfo2()
         figures.update(malloc_in_use=info.uordblks + info.hblkhd, malloc_free=info.fordblks, malloc_arena=info.arena)
+    if _sqlite_memory is not None:
+        figures["sqlite_in_use"] = _sqlite_memory()
     with open(_heap_file, "a") as fh:
         fh.write(json.dumps(figures) + "\\n")
 
@@ -754,8 +767,9 @@ signal.signal(signal.SIGUSR2, _heap)
 it) stop filling pydantic-core's string cache. ``collect_on_sigusr1``: SIGUSR1 runs a full garbage collection, which
 the bench asks for before each memory reading, so cyclic garbage waiting for Python's oldest generation is not
 counted. ``heap_on_sigusr2``: SIGUSR2 appends the heap's figures to a file, which the bench asks for after each
-reading: glibc's bytes in use and free (``mallinfo2``, all arenas), pymalloc's allocated blocks and the objects the
-garbage collector tracks; it tells live data that grows from free memory the allocator keeps.
+reading: glibc's bytes in use and free (``mallinfo2``, all arenas), SQLite's bytes in use (``sqlite3_memory_used``,
+page caches included), pymalloc's allocated blocks and the objects the garbage collector tracks; it tells live data
+that grows from free memory the allocator keeps.
 """
 
 

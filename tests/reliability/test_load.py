@@ -30,8 +30,9 @@ ROUNDS = 8
 """Eight, so the slope's window (rounds 5-8) has four readings: one late arena step alone (3.2 MiB in round 6 of six,
 seen once in CI beside the other slow tests) no longer decides it, while a steady leak still does."""
 CATALOG = 5_000
-"""Files in the library beforehand: its database (about 6 MiB) is still three times SQLite's page cache, so the cache
-is full after the warm-up as with the report's 20,000 files, which take four times longer to write."""
+"""Files in the library beforehand: its database (about 6 MiB) is still many times a connection's page cache
+(`media_mcp.library.db.CACHE_KIB`), so the caches are full after the warm-up as with the report's 20,000 files, which
+take four times longer to write."""
 SLOPE_BOUND_MIB = 1.5
 """A round here is 10 sessions and 200 calls; the slope is taken over rounds 5-8. At this size glibc's arenas still
 step up now and then by 0.5-1.5 MiB at once (free memory the allocator keeps, not live data: see
