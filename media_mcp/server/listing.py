@@ -4,8 +4,10 @@ Pydantic and the SDK write what constrains nothing: a ``title`` on every argumen
 answer models in full, nested ``$defs`` and all, though a client uses an output schema only to check the answer's
 shape. `lean_listing` folds the listing the server sends, through the SDK's middleware hook: argument titles go, and
 so does ``false`` as a flag's default (a flag left out is off); an output schema keeps its top level (every property
-with its type and enum) and names nested objects only as objects, and the annotations do not repeat the tool's
-title. What the tools answer is unchanged, and still fits.
+with its type and enum) and says neither what a list holds nor what a nested object holds (a client checks every
+answer against it, and an ``items`` schema made it check each item: every row of a search, 0.15-0.25 of the median
+ratio in ``python -m bench mcp``); and the annotations do not repeat the tool's title. What the tools answer is
+unchanged, and still fits.
 """
 
 from __future__ import annotations
@@ -33,11 +35,21 @@ def lean_listing(result: dict[str, Any]) -> dict[str, Any]:
             outputs.pop("$defs", None)
             outputs.pop("required", None)
             for prop in outputs.get("properties", {}).values():
-                _shallow(prop)
+                _top_level(prop)
         annotations = tool.get("annotations")
         if isinstance(annotations, dict) and annotations.get("title") == tool.get("title"):
             del annotations["title"]
     return result
+
+
+def _top_level(prop: Any) -> None:
+    """An answer's property keeps its type and enum; a list says nothing of its items, a nested model is ``object``."""
+    if isinstance(prop, dict):
+        prop.pop("items", None)
+        for arm in prop.get("anyOf", []):
+            if isinstance(arm, dict):
+                arm.pop("items", None)
+    _shallow(prop)
 
 
 def _shallow(node: Any) -> None:

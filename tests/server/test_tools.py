@@ -867,6 +867,34 @@ async def test_every_tool_is_described_and_typed(client: Client) -> None:
             assert schema.get("description"), f"{tool.name}.{name} has no description"
 
 
+async def test_answer_schemas_describe_the_top_level_only(client: Client) -> None:
+    """A client checks an answer's shape against its output schema: every property keeps its type (and enum), but not
+    what its lists hold nor what a nested model holds, which cost every answer a check of each item (each row)."""
+
+    def nested(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            found = [key for key in ("items", "$ref", "$defs", "properties") if key in node]
+            return found + [k for value in node.values() for k in nested(value)]
+        if isinstance(node, list):
+            return [k for value in node for k in nested(value)]
+        return []
+
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    for tool in tools.values():
+        assert tool.output_schema is not None
+        for name, prop in tool.output_schema["properties"].items():
+            assert prop.get("type") or prop.get("anyOf"), f"{tool.name}.{name}"
+            assert not nested(prop), f"{tool.name}.{name}: {nested(prop)}"
+    table = tools["search_files"].output_schema
+    assert table is not None
+    assert {name: table["properties"][name]["type"] for name in ("columns", "folders", "rows")} == dict.fromkeys(
+        ("columns", "folders", "rows"), "array"
+    )
+    found = await client.call_tool("search_files", {})  # the answer still fits what the client was told
+    assert not found.is_error and found.structured_content is not None
+    assert found.structured_content["rows"] == []
+
+
 async def test_tools_list_stays_small(client: Client) -> None:
     tools = (await client.list_tools()).tools
     dumped = json.dumps(
