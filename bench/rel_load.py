@@ -73,8 +73,8 @@ The first half is where caches and glibc's arenas fill up, and at this size they
 30-round runs grew 0.69 and 0.59 MiB a round over rounds 1-15, then 0.39 and 0.40 over rounds 16-30, the second flat
 over its last four (a third, 0.66 then 0.51, with one step of 1.9 MiB in round 28). A 12-round soak ends while they
 still fill (0.48 and 0.59 MiB a round over rounds 7-12, one on each side of the bound), so it could not tell a plateau
-from a slow leak (docs/reliability.md). With the library's page caches bounded, two 30-round runs grew 0.18 and 0.26
-MiB a round over rounds 1-15 and 0.06 and 0.04 over rounds 16-30."""
+from a slow leak (docs/reliability.md). With the library's page caches bounded, three 30-round runs grew 0.18-0.26
+MiB a round over rounds 1-15 and 0.04-0.08 over rounds 16-30."""
 MIN_ROUNDS = 4
 """The fewest rounds that give the last half two readings, so a slope."""
 MEMORY_SLOPE_BOUND_MIB_PER_ROUND = 0.5
@@ -91,8 +91,8 @@ docs/reliability.md):
   not flattening in 12 rounds; the server has 9-10 threads instead of 6. 0.79 MiB a round with MALLOC_ARENA_MAX=1;
 * on uvloop with 2 store and 2 search threads (c51d243): 0.48 and 0.59 MiB a round over rounds 7-12; over rounds
   16-30 of three 30-round runs, 0.39, 0.40 and 0.51 (and 0.42 on a faster machine);
-* with every connection's page cache bounded to 512 KiB (`media_mcp.library.db.CACHE_KIB`): 0.06 and 0.04 MiB a round
-  over rounds 16-30 of two 30-round runs, flat over their last eight and nine rounds.
+* with every connection's page cache bounded to 512 KiB (`media_mcp.library.db.CACHE_KIB`): 0.06, 0.04 and 0.08 MiB a
+  round over rounds 16-30 of three 30-round runs, each flat over its last eight rounds or more.
 
 The ``heap_on_sigusr2`` diagnostic says what grows, in both: nothing that lives. glibc's bytes in use, pymalloc's
 blocks and the objects the collector tracks stay flat from the warm-up to round 12 (in use within 0.3 MiB, slope

@@ -130,7 +130,7 @@ CACHE_KIB = 512
 """The page cache of each connection, in KiB (SQLite's default is 2,000).
 
 Measured, not tuned for a figure: with SQLite's default, the memory soak (`python -m bench reliability --only load`)
-grew 0.39-0.51 MiB a round over its last half in four runs; with 512 KiB, 0.06 and 0.04 in two, at the same
+grew 0.39-0.51 MiB a round over its last half in four runs; with 512 KiB, 0.04-0.08 in three, at the same
 throughput (docs/reliability.md). SQLite's own bytes in use stayed flat in both (about 3.4 and 1.9 MiB), so the caches
 do not grow. The likely reason: in WAL mode a connection drops its cache whenever another has written, then fills it
 again page by page from whichever worker thread reads next, and smaller caches scatter less of that over the
@@ -241,7 +241,7 @@ busy. More threads would mostly wait on the lock, out of reach of cancellation, 
 an arena of its own that keeps the memory freed in it: with anyio's default of 40, 50 busy MCP sessions kept 40
 threads and 5 MiB more memory; with 4 store and 4 search threads, the memory soak still grew 1.2-1.4 MiB a round,
 with 2 and 2 0.48 and 0.59 over 12 rounds, and 0.39, 0.40 and 0.51 over the last half of 30 (at the same throughput;
-docs/reliability.md), then 0.06 and 0.04 with the page caches bounded (`CACHE_KIB`). A call past the limit waits on
+docs/reliability.md), then 0.04-0.08 with the page caches bounded (`CACHE_KIB`). A call past the limit waits on
 the event loop instead, where a cancelled caller simply leaves the queue.
 Only store calls belong here: file work (probing, hashing, copying) uses anyio's own pool, so a slow file cannot
 hold up the store.
