@@ -129,13 +129,13 @@ IDLE_READERS = 8
 CACHE_KIB = 512
 """The page cache of each connection, in KiB (SQLite's default is 2,000).
 
-Measured, not tuned for a figure: with SQLite's default, the memory soak (`python -m bench reliability --only load`)
-grew 0.39-0.51 MiB a round over its last half in four runs; with 512 KiB, 0.04-0.08 in three, at the same
-throughput (docs/reliability.md). SQLite's own bytes in use stayed flat in both (about 3.4 and 1.9 MiB), so the caches
-do not grow. The likely reason: in WAL mode a connection drops its cache whenever another has written, then fills it
-again page by page from whichever worker thread reads next, and smaller caches scatter less of that over the
-threads' arenas. A page no cache holds is read from the operating system's file cache, which keeps the database file
-all the same.
+With SQLite's default, the memory soak (`python -m bench reliability --only load`) grew 0.39-0.51 MiB a round over
+its last half in four runs; with 512 KiB, 0.04-0.08 in three, at about the same throughput (270-286 calls/s against
+290 the same evening; docs/reliability.md). SQLite's own bytes in use stayed flat in both (about 3.4 and 1.9 MiB), so
+the caches do not grow. The likely reason: in WAL mode a connection drops its cache whenever another has written,
+then fills it again page by page from whichever worker thread reads next, and smaller caches scatter less of that
+over the threads' arenas. A page no cache holds is read from the operating system's file cache, which keeps the
+database file all the same.
 """
 
 
