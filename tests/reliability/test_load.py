@@ -10,6 +10,7 @@ least-squares slope over the last half of the rounds stays under ``SLOPE_BOUND_M
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import platform
@@ -93,8 +94,10 @@ def test_the_slope_is_taken_over_the_last_half_of_the_rounds() -> None:
 
 
 DIAGNOSTIC_PROBE = """
-import os, signal, pydantic_core
+import os, signal, sqlite3, pydantic_core
 print(pydantic_core.from_json.__name__, pydantic_core.from_json(b'{"k": ["v", 1]}', allow_partial=False))
+db = sqlite3.connect(":memory:")
+db.execute("CREATE TABLE t (x)")
 os.kill(os.getpid(), signal.SIGUSR1)
 os.kill(os.getpid(), signal.SIGUSR2)
 """
@@ -113,3 +116,5 @@ def test_the_diagnostic_site_bypasses_the_string_cache_collects_and_reports_the_
     assert figures["pymalloc_blocks"] > 0 and figures["gc_objects"] > 0
     if sys.platform == "linux" and "glibc" in " ".join(platform.libc_ver()):
         assert figures["malloc_in_use"] > 0 and figures["malloc_free"] >= 0
+    if ctypes.util.find_library("sqlite3"):  # the sqlite3 module's own library: the open database's memory counts
+        assert figures["sqlite_in_use"] > 0
