@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from media_mcp.guard.text import HIDDEN
+from media_mcp.guard.text import hidden_characters
 
 Clock = Callable[[], float]
 
@@ -25,7 +25,7 @@ def _escape_invisible(line: str) -> str:
     """
     if line.isascii() and line.isprintable():
         return line
-    return HIDDEN.sub(lambda match: json.dumps(match.group())[1:-1], line)
+    return hidden_characters().sub(lambda match: json.dumps(match.group())[1:-1], line)
 
 
 class AuditLog:

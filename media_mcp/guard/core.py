@@ -47,11 +47,14 @@ from media_mcp.guard.views import (
     stamp,
 )
 from media_mcp.settings import ServerSettings
-from media_mcp.wix import messages as msg
-from media_mcp.wix import models as m
+from media_mcp.wix import enums
 from media_mcp.wix.ids import plain_file_id
 
 if TYPE_CHECKING:
+    # The REST shapes load with the adapter, on the first call; the calls that build a request import them where
+    # they do, so a server answers ``initialize`` without building sixty models (about 12 ms of its start-up).
+    from media_mcp.wix import messages as msg
+    from media_mcp.wix import models as m
     from media_mcp.wix.client import WixMediaClient
 
 T = TypeVar("T")
@@ -318,6 +321,8 @@ class _Op:
 
     async def _folder(self, folder_id: str) -> m.Folder | None:
         """A folder as the backend has it now (once per call): what every check and decision reads."""
+        from media_mcp.wix import models as m
+
         if folder_id in SYSTEM_NAMES:
             return m.Folder(id=folder_id, display_name=SYSTEM_NAMES[folder_id])
         if folder_id not in self._folders:
@@ -345,6 +350,9 @@ class _Op:
 
     async def subfolders(self, folder_id: str) -> AsyncIterator[m.Folder]:
         """The folders directly in a folder, every page of them."""
+        from media_mcp.wix import messages as msg
+        from media_mcp.wix import models as m
+
         after: str | None = None
         while True:
             paging = m.CursorPaging(limit=100, cursor=after)
@@ -357,6 +365,9 @@ class _Op:
 
     async def files_in(self, folder_id: str) -> AsyncIterator[m.FileDescriptor]:
         """The files directly in a folder, every page of them."""
+        from media_mcp.wix import messages as msg
+        from media_mcp.wix import models as m
+
         after: str | None = None
         while True:
             paging = m.CursorPaging(limit=100, cursor=after)
@@ -404,7 +415,7 @@ class _Op:
 
     async def ref(self, folder_id: str | None) -> FolderRef:
         """How answers name a folder (once per call: a page of files mostly shares a few folders)."""
-        ident = folder_id or m.MEDIA_ROOT_ID
+        ident = folder_id or enums.MEDIA_ROOT_ID
         if ident not in self._refs:
             folder = await self._named(ident)
             name = clean(folder.display_name) if folder else ""
@@ -448,10 +459,10 @@ class _Op:
 
     async def folder(self, folder_id: str, *, target: bool = False) -> m.Folder:
         """A folder the scope admits (``target``: one to write into, so not the trash or visitor uploads)."""
-        if target and folder_id in (m.TRASH_ROOT_ID, m.VISITOR_UPLOADS_ID):
+        if target and folder_id in (enums.TRASH_ROOT_ID, enums.VISITOR_UPLOADS_ID):
             raise GuardError(f"{folder_id!r} is a system folder: nothing can be put there directly")
         folder = await self._folder(folder_id)
-        if folder is None or folder.state == m.State.DELETED and target or not await self.in_scope(folder_id):
+        if folder is None or folder.state == enums.State.DELETED and target or not await self.in_scope(folder_id):
             raise self.guard.missing("folder", folder_id)
         return folder
 
@@ -483,7 +494,7 @@ class _Op:
         if not await self.in_scope(folder.id):
             return None
         parent = await self.ref(folder.parent_folder_id) if folder.parent_folder_id else None
-        binned = folder.state == m.State.DELETED or folder.parent_folder_id == m.TRASH_ROOT_ID
+        binned = folder.state == enums.State.DELETED or folder.parent_folder_id == enums.TRASH_ROOT_ID
         trashed = await self.trashed(folder.id) if binned else None
         return FolderView(
             id=folder.id,
@@ -627,13 +638,16 @@ class Guard:
     def default_folder(self, folder_id: str | None) -> str:
         if folder_id:
             return folder_id
-        return self.settings.allowed_folder_ids[0] if self.scoped else m.MEDIA_ROOT_ID
+        return self.settings.allowed_folder_ids[0] if self.scoped else enums.MEDIA_ROOT_ID
 
     # --- reads ----------------------------------------------------------------------------------
 
     async def search_folders(
         self, *, query: str | None, parent_id: str | None, root: Root | None, limit: int, cursor: str | None
     ) -> Page[FolderView]:
+        from media_mcp.wix import messages as msg
+        from media_mcp.wix import models as m
+
         self._refuse_hidden_root(root)
         filters = {"q": query, "p": parent_id, "r": root}
         async with self._op(f"folder {parent_id}" if parent_id else "the folder search") as op:
@@ -654,7 +668,7 @@ class Guard:
                 async def fetch(after: str | None) -> tuple[list[m.Folder], str | None]:
                     request = msg.SearchFoldersRequest(
                         search=query or None,
-                        root_folder=m.RootFolder(root or "MEDIA_ROOT"),
+                        root_folder=enums.RootFolder(root or "MEDIA_ROOT"),
                         paging=m.CursorPaging(limit=limit, cursor=after),
                     )
                     page = await op.client.search_folders(request)
@@ -676,6 +690,9 @@ class Guard:
         cursor: str | None,
         recursive: bool = False,
     ) -> Page[FileView]:
+        from media_mcp.wix import messages as msg
+        from media_mcp.wix import models as m
+
         self._refuse_hidden_root(root)
         if recursive and not folder_id:
             raise GuardError("recursive needs folder_id (without it, a search already covers every folder)")
@@ -683,7 +700,7 @@ class Guard:
                    "rc": recursive}  # fmt: skip
         sort = None
         if sort_by or sort_order:
-            order = m.SortOrder.ASC if sort_order == "asc" else m.SortOrder.DESC
+            order = enums.SortOrder.ASC if sort_order == "asc" else enums.SortOrder.DESC
             sort = m.Sorting(field_name=SORT_FIELDS[sort_by or "updated"], order=order)
         async with self._op(f"folder {folder_id}" if folder_id else "the search") as op:
             within: set[str] = set()
@@ -718,7 +735,7 @@ class Guard:
                 if folder_id and not query:
                     return await list_folder(after)
                 page = await op.client.search_files(
-                    msg.SearchFilesRequest(search=query or None, root_folder=m.RootFolder(root or "MEDIA_ROOT"),
+                    msg.SearchFilesRequest(search=query or None, root_folder=enums.RootFolder(root or "MEDIA_ROOT"),
                                            media_types=media_types, private=private, sort=sort,
                                            paging=m.CursorPaging(limit=limit, cursor=after))
                 )  # fmt: skip
@@ -769,7 +786,7 @@ class Guard:
                 trail.append(FolderRef(id=current.id, name=clean(current.display_name)))
                 if current.id in self.allowed or current.id in SYSTEM_NAMES:
                     break
-                current = await op.folder_or_none(current.parent_folder_id or m.MEDIA_ROOT_ID)
+                current = await op.folder_or_none(current.parent_folder_id or enums.MEDIA_ROOT_ID)
             return trail[::-1]
 
     async def get_folder(self, folder_id: str, *, depth: int = 0) -> tuple[FolderView, list[FolderNode]]:
@@ -796,6 +813,9 @@ class Guard:
 
     async def summarize(self, folder_id: str | None, *, include_trash: bool, progress: Progress | None) -> Summary:
         """Files and bytes by media type, in a folder at any depth or in the whole site (the trash on request)."""
+        from media_mcp.wix import messages as msg
+        from media_mcp.wix import models as m
+
         tally = _Tally()
         async with self._op(f"folder {folder_id}" if folder_id else "the site") as op:
             where = await op.ref((await op.folder(folder_id)).id) if folder_id else None
@@ -808,14 +828,14 @@ class Guard:
                         if progress and tally.seen % 500 == 0:
                             await progress(tally.seen, None)
             else:  # the whole site: page through a search of each tree
-                for root in [m.RootFolder.MEDIA_ROOT] + ([m.RootFolder.TRASH_ROOT] if include_trash else []):
+                for root in [enums.RootFolder.MEDIA_ROOT] + ([enums.RootFolder.TRASH_ROOT] if include_trash else []):
                     after: str | None = None
                     while tally.complete:
                         page = await op.client.search_files(
                             msg.SearchFilesRequest(root_folder=root, paging=m.CursorPaging(limit=100, cursor=after))
                         )
                         for file in page.files:
-                            tally.add(file, trash=root == m.RootFolder.TRASH_ROOT)
+                            tally.add(file, trash=root == enums.RootFolder.TRASH_ROOT)
                         if progress:
                             await progress(tally.seen, None)
                         after = page.next_cursor.cursors.next or None
@@ -834,6 +854,8 @@ class Guard:
         inline: bool | None,
     ) -> DownloadGrant:
         """Temporary links for files, each as long as its privacy allows (private ones short), audited one by one."""
+        from media_mcp.wix import messages as msg
+
         wanted = list(dict.fromkeys(plain_file_id(i) for i in ids))
         if not wanted:
             raise GuardError("give file_id or file_ids")
@@ -845,7 +867,7 @@ class Guard:
         skipped: list[ItemResult] = []
         clamped_any = False
         lives: list[tuple[int, bool]] = []
-        disposition = m.ContentDisposition.INLINE if inline else m.ContentDisposition.ATTACHMENT
+        disposition = enums.ContentDisposition.INLINE if inline else enums.ContentDisposition.ATTACHMENT
         async with self._op(f"file {wanted[0]}" if len(wanted) == 1 else "one of the files") as op:
             found = await op.files_by_id(wanted) if len(wanted) > 1 else {wanted[0]: await op.file(wanted[0])}
             for file_id in wanted:
@@ -943,7 +965,7 @@ class Guard:
     async def _still(self, op: _Op, file: m.FileDescriptor, view: FileView, size: int, budget: int) -> stills.Still:
         if view.in_trash:
             raise stills.NoStill("in the trash: restore it to preview it")
-        if file.operation_status != m.OperationStatus.READY:
+        if file.operation_status != enums.OperationStatus.READY:
             raise stills.NoStill(f"not ready ({file.operation_status.value}): no still yet")
         source = stills.source_of(file, size)
         if source is None:
@@ -968,6 +990,8 @@ class Guard:
 
     async def _preview_link(self, op: _Op, file: m.FileDescriptor, key: str) -> str:
         """A one-minute link to a private file's asset, for the guard's own fetch; audited, never shown."""
+        from media_mcp.wix import messages as msg
+
         life, _ = policy.link_minutes(self.settings, file.private, 1)
         minted = await op.client.generate_file_download_url(
             msg.GenerateFileDownloadUrlRequest(file_id=file.id, expiration_in_minutes=life, asset_keys=[key])
@@ -1009,6 +1033,8 @@ class Guard:
         private: bool,
         resumable: bool | None,
     ) -> UploadGrant:
+        from media_mcp.wix import messages as msg
+
         name = clean_name(file_name, "file_name")
         mime = mime_type.strip().lower()
         policy.refuse_upload_type(self.settings, mime)
@@ -1087,6 +1113,8 @@ class Guard:
         remove_labels: list[str] | None = None,
     ) -> UpdateOutcome:
         """Rename, move or relabel files, each on its own: one that cannot change does not stop the others."""
+        from media_mcp.wix import messages as msg
+
         renames = {plain_file_id(k): clean_name(v, f"the new name of {visible(k)}") for k, v in (names or {}).items()}
         wanted = list(dict.fromkeys([*(plain_file_id(i) for i in ids), *renames]))
         if not wanted:
@@ -1152,6 +1180,8 @@ class Guard:
 
     async def update_folder(self, folder_id: str, *, name: str | None, parent_id: str | None) -> FolderView:
         """Rename a folder or move it (with all it holds) under another one."""
+        from media_mcp.wix import messages as msg
+
         if name is None and parent_id is None:
             raise GuardError("give name and/or parent_folder_id")
         new_name = clean_name(name, "name") if name is not None else None
@@ -1159,7 +1189,7 @@ class Guard:
             raise GuardError(f"{folder_id!r} is a system folder: it cannot be renamed or moved")
         async with self._op(f"folder {folder_id}") as op:
             folder = await op.folder(folder_id)
-            if folder.state == m.State.DELETED or folder.parent_folder_id == m.TRASH_ROOT_ID:
+            if folder.state == enums.State.DELETED or folder.parent_folder_id == enums.TRASH_ROOT_ID:
                 raise GuardError(f"folder {folder.id} is in the trash; restore it first")
             moved_to = parent_id if parent_id not in (None, folder.parent_folder_id) else None
             if moved_to is not None:
@@ -1200,6 +1230,8 @@ class Guard:
         mime_type: str | None,
         labels: list[str] | None = None,
     ) -> FileView:
+        from media_mcp.wix import messages as msg
+
         if not url.lower().startswith(("http://", "https://")):
             raise GuardError("only http(s) URLs can be imported")
         display = clean_name(name, "name") if name else None
@@ -1327,6 +1359,8 @@ class Guard:
         progress: Progress | None,
     ) -> FileView:
         """Checks and upload of a file opened by `policy.open_confined`: every read is from ``source``."""
+        from media_mcp.wix import messages as msg
+
         size = (await anyio.to_thread.run_sync(os.fstat, source.fileno())).st_size
         if size == 0:
             raise GuardError(f"{path!r} is empty")
@@ -1406,7 +1440,7 @@ class Guard:
                 if status == "ready" and file.id not in seen:
                     seen.add(file.id)
                     _count_file(content, file, lines)
-                    origins.append((file.id, "file", file.parent_folder_id or m.MEDIA_ROOT_ID))
+                    origins.append((file.id, "file", file.parent_folder_id or enums.MEDIA_ROOT_ID))
             for folder_id in folders:
                 items.append(await self._plan_folder(op, folder_id, content, lines, seen, origins))
         lines.sort(key=lambda line: (line[0], line[1]))
@@ -1451,7 +1485,7 @@ class Guard:
             seen.add(folder.id)
             lines.append(["folder", folder.id, folder.parent_folder_id, 0, False])
             await self._walk(op, folder.id, inside, lines, seen)
-            origins.append((folder.id, "folder", folder.parent_folder_id or m.MEDIA_ROOT_ID))
+            origins.append((folder.id, "folder", folder.parent_folder_id or enums.MEDIA_ROOT_ID))
         content.folders += 1 + inside.folders
         content.files += inside.files
         content.bytes += inside.bytes
@@ -1464,6 +1498,8 @@ class Guard:
 
     async def _walk(self, op: _Op, top: str, content: Content, lines: list[list[Any]], seen: set[str]) -> None:
         """Count everything under ``top`` (bounded), adding a line per item to ``lines``."""
+        from media_mcp.wix import models as m
+
         async for item in op.walk(top):
             if item.id in seen:
                 continue
@@ -1692,7 +1728,7 @@ class Guard:
                 )
             for folder_id in folders:
                 folder = None if folder_id in SYSTEM_NAMES else await op.folder_or_none(folder_id)
-                in_bin = folder is not None and (folder.state == m.State.DELETED)
+                in_bin = folder is not None and (folder.state == enums.State.DELETED)
                 parent = folder.parent_folder_id if folder is not None else None
                 results["folder", folder_id] = await self._restore_check(
                     op, "folder", folder_id, folder.display_name if folder else None, folder is not None, in_bin,
@@ -1758,7 +1794,9 @@ class Guard:
     ) -> ItemResult:
         if item is None:
             return ItemResult(id=visible(ident), kind=kind, status="not_found", note="gone after the restore")
-        still = in_trash(item) if isinstance(item, m.FileDescriptor) else item.state == m.State.DELETED
+        from media_mcp.wix import models as m
+
+        still = in_trash(item) if isinstance(item, m.FileDescriptor) else item.state == enums.State.DELETED
         if still:
             return ItemResult(
                 id=ident, kind=kind, name=clean(item.display_name), status="refused",

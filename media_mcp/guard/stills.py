@@ -13,10 +13,12 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from media_mcp.wix import models as m
+from media_mcp.wix import enums
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from media_mcp.wix import models as m
 
 MIN_PX = 32
 MAX_PX = 512
@@ -54,7 +56,7 @@ def source_of(file: m.FileDescriptor, px: int) -> Source | None:
         return None
     image = media.image or media.vector
     if image is not None:
-        if not file.private and file.url and file.media_type == m.MediaType.IMAGE:
+        if not file.private and file.url and file.media_type == enums.MediaType.IMAGE:
             return Source(url=f"{file.url}/v1/fit/w_{px},h_{px}/preview.jpg")
         still = image.preview_image
         if still is not None and still.url:

@@ -15,19 +15,42 @@ blank without any such property, the braille pattern blank (U+2800): it is treat
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import regex
+if TYPE_CHECKING:
+    import regex
 
 NAME_CAP = 255
 LABEL_CAP = 200
 
-HIDDEN = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}]")
-"""One character a reader cannot see (or that reorders, or that a terminal or a line splitter acts on)."""
-_SHOWN_ESCAPED = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\u2800]")
-"""What `visible` and `fence` escape: the hidden characters and the blank braille pattern."""
-_SPACES = regex.compile(r"[\s\p{Zs}\u2800]+")
-"""Runs of whitespace of any kind, and the blank braille pattern, which read as one space."""
+
+class _Patterns(NamedTuple):
+    hidden: regex.Pattern[str]
+    """One character a reader cannot see (or that reorders, or that a terminal or a line splitter acts on)."""
+    shown_escaped: regex.Pattern[str]
+    """What `visible` and `fence` escape: the hidden characters and the blank braille pattern."""
+    spaces: regex.Pattern[str]
+    """Runs of whitespace of any kind, and the blank braille pattern, which read as one space."""
+
+
+@functools.cache
+def _patterns() -> _Patterns:
+    """Compiled on the first text that is not plain ASCII: importing `regex` and compiling its Unicode classes took
+    about 6 ms of the server's start-up, and plain names and ids never need them."""
+    import regex
+
+    hidden = r"\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}"
+    return _Patterns(
+        hidden=regex.compile(f"[{hidden}]"),
+        shown_escaped=regex.compile(f"[{hidden}\\u2800]"),
+        spaces=regex.compile(r"[\s\p{Zs}\u2800]+"),
+    )
+
+
+def hidden_characters() -> regex.Pattern[str]:
+    """The pattern of one hidden character (see the module's docstring)."""
+    return _patterns().hidden
 
 
 def _cap(text: str, cap: int) -> str:
@@ -40,8 +63,9 @@ def clean(text: str | None, cap: int = NAME_CAP) -> str:
         return ""
     if text.isascii() and text.isprintable():  # no hidden character, and spaces are the only whitespace
         return _cap(" ".join(text.split()), cap)
-    spaced = _SPACES.sub(" ", text)  # first, so a tab or a line break between words still separates them
-    return _cap(" ".join(HIDDEN.sub("", spaced).split()), cap)
+    patterns = _patterns()
+    spaced = patterns.spaces.sub(" ", text)  # first, so a tab or a line break between words still separates them
+    return _cap(" ".join(patterns.hidden.sub("", spaced).split()), cap)
 
 
 def _escape(match: regex.Match[str]) -> str:
@@ -52,7 +76,7 @@ def _escape(match: regex.Match[str]) -> str:
 
 def visible(text: str, cap: int = 200) -> str:
     """Caller-supplied text quoted in a message: hidden characters escaped (``\\u200b``), not dropped, and capped."""
-    return _cap(_SHOWN_ESCAPED.sub(_escape, text), cap)
+    return _cap(_patterns().shown_escaped.sub(_escape, text), cap)
 
 
 def clean_labels(labels: list[str], cap: int = 50) -> list[str]:
@@ -63,9 +87,10 @@ def clean_labels(labels: list[str], cap: int = 50) -> list[str]:
 def _fence_text(text: str, keep_breaks: bool) -> str:
     if text.isascii() and text.isprintable():  # most strings (ids, dates, plain names): nothing can hide in them
         return text
+    shown_escaped = _patterns().shown_escaped
     if keep_breaks:
-        return "\n".join(_SHOWN_ESCAPED.sub(_escape, line) for line in text.split("\n"))
-    return _SHOWN_ESCAPED.sub(_escape, text)
+        return "\n".join(shown_escaped.sub(_escape, line) for line in text.split("\n"))
+    return shown_escaped.sub(_escape, text)
 
 
 def fence(value: Any, *, keep_breaks: bool = True) -> Any:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
 from media_mcp.guard.lean import Lean
 from media_mcp.guard.text import clean, clean_labels
-from media_mcp.wix import models as m
+from media_mcp.wix import enums
+
+if TYPE_CHECKING:
+    from media_mcp.wix import models as m
 
 HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
-SYSTEM_NAMES = {m.MEDIA_ROOT_ID: "Media", m.TRASH_ROOT_ID: "Trash", m.VISITOR_UPLOADS_ID: "Visitor uploads"}
+SYSTEM_NAMES = {enums.MEDIA_ROOT_ID: "Media", enums.TRASH_ROOT_ID: "Trash", enums.VISITOR_UPLOADS_ID: "Visitor uploads"}
 
 
 def stamp(value: datetime | None) -> str | None:
@@ -47,7 +50,7 @@ def public_source(url: str | None) -> str | None:
 
 def failure_of(file: m.FileDescriptor) -> str | None:
     """Why a FAILED file failed, cleaned and capped; a sentence saying the service gave no reason, if it gave none."""
-    if file.operation_status != m.OperationStatus.FAILED:
+    if file.operation_status != enums.OperationStatus.FAILED:
         return None
     reason = clean(file.failure_reason, 300)
     return reason or "the media service gave no reason; check that the source is public and of a supported type"
@@ -62,7 +65,7 @@ class FolderRef(Lean):
 
 
 def in_trash(file: m.FileDescriptor) -> bool:
-    return file.state == m.State.DELETED or file.parent_folder_id == m.TRASH_ROOT_ID
+    return file.state == enums.State.DELETED or file.parent_folder_id == enums.TRASH_ROOT_ID
 
 
 def dimensions(file: m.FileDescriptor) -> tuple[int | None, int | None]:

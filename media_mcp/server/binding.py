@@ -21,6 +21,7 @@ unindented, as text.
 from __future__ import annotations
 
 import base64
+import functools
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
@@ -137,10 +138,22 @@ def guard_of(ctx: Context) -> Guard:
     return guard
 
 
+@functools.cache
+def _hints(fn: ToolFn) -> dict[str, Any]:
+    """A tool function's annotations, evaluated (they are strings in a module with postponed annotations) once."""
+    return typing.get_type_hints(fn, include_extras=True)
+
+
+def answer_of(fn: ToolFn) -> type[BaseModel]:
+    """The answer model a tool function returns."""
+    answer: type[BaseModel] = _hints(fn)["return"]
+    return answer
+
+
 def signature_settings(fn: ToolFn) -> tuple[str, ...]:
     """The settings ``bind`` reads to shape ``fn``'s arguments (bounds, and arguments offered only when enabled)."""
     names: list[str] = []
-    for annotation in typing.get_type_hints(fn, include_extras=True).values():
+    for annotation in _hints(fn).values():
         for meta in typing.get_args(annotation)[1:] if typing.get_origin(annotation) is Annotated else ():
             if isinstance(meta, SettingBound):
                 names += meta.names
@@ -152,8 +165,8 @@ def signature_settings(fn: ToolFn) -> tuple[str, ...]:
 def bind(fn: ToolFn, settings: ServerSettings) -> Callable[..., Awaitable[CallToolResult]]:
     """The SDK-facing tool for ``fn``: its own arguments, plus what its markers ask of the protocol. Only the settings
     `signature_settings` names are read here; everything else is read from the guard of each call."""
-    signature = inspect.signature(fn, eval_str=True)
-    hints = typing.get_type_hints(fn, include_extras=True)
+    signature = inspect.signature(fn)
+    hints = _hints(fn)
     params = list(signature.parameters.values())[1:]  # the first is the guard
     exposed: list[inspect.Parameter] = []
     fixed: dict[str, Any] = {}

@@ -13,8 +13,9 @@ from typing import Any, Literal
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
+from media_mcp.guard.lean import written_as_root
 from media_mcp.server import browser
-from media_mcp.server.binding import ToolFn, bind, signature_settings
+from media_mcp.server.binding import ToolFn, answer_of, bind, signature_settings
 from media_mcp.server.tools import browse, read, trash, write
 from media_mcp.settings import ServerSettings
 
@@ -101,7 +102,8 @@ def _tool(spec: ToolSpec, shape: tuple[tuple[str, Any], ...], settings: ServerSe
         meta = None
         if spec.app is not None:  # the media browser's page, shown by the host (and for "only", to the app alone)
             meta = browser.tool_meta(["app"] if spec.app == "only" else None)
-        _built[key] = Tool.from_function(bind(spec.fn, settings), meta=meta, **_kwargs(spec))
+        with written_as_root(answer_of(spec.fn)):
+            _built[key] = Tool.from_function(bind(spec.fn, settings), meta=meta, **_kwargs(spec))
     return _built[key]
 
 

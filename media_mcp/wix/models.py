@@ -7,11 +7,28 @@ string of digits; unknown fields are ignored when parsing, because Wix adds fiel
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
+
+from media_mcp.wix import enums
+
+# the enums and fixed ids, read as part of the shapes (a module of their own so the guard starts without the shapes)
+FILE_SORT_FIELDS = enums.FILE_SORT_FIELDS
+FILTERABLE_MEDIA_TYPES = enums.FILTERABLE_MEDIA_TYPES
+FOLDER_SORT_FIELDS = enums.FOLDER_SORT_FIELDS
+MEDIA_ROOT_ID = enums.MEDIA_ROOT_ID
+SYSTEM_FOLDER_IDS = enums.SYSTEM_FOLDER_IDS
+TRASH_ROOT_ID = enums.TRASH_ROOT_ID
+VISITOR_UPLOADS_ID = enums.VISITOR_UPLOADS_ID
+ContentDisposition = enums.ContentDisposition
+MediaType = enums.MediaType
+OperationStatus = enums.OperationStatus
+RootFolder = enums.RootFolder
+SortOrder = enums.SortOrder
+State = enums.State
+UploadProtocol = enums.UploadProtocol
 
 # --- scalar conventions -------------------------------------------------------------------
 
@@ -41,71 +58,6 @@ class WixModel(BaseModel):
         """The JSON object as Wix sends it (aliases, no nulls)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
-
-# --- enums ----------------------------------------------------------------------------------
-
-
-class MediaType(StrEnum):
-    UNKNOWN = "UNKNOWN"
-    IMAGE = "IMAGE"
-    VIDEO = "VIDEO"
-    AUDIO = "AUDIO"
-    DOCUMENT = "DOCUMENT"
-    VECTOR = "VECTOR"
-    ARCHIVE = "ARCHIVE"
-    MODEL3D = "MODEL3D"
-    OTHER = "OTHER"
-
-
-FILTERABLE_MEDIA_TYPES: tuple[MediaType, ...] = (
-    MediaType.IMAGE,
-    MediaType.VIDEO,
-    MediaType.AUDIO,
-    MediaType.DOCUMENT,
-    MediaType.VECTOR,
-    MediaType.ARCHIVE,
-    MediaType.MODEL3D,
-)
-
-
-class OperationStatus(StrEnum):
-    PENDING = "PENDING"
-    READY = "READY"
-    FAILED = "FAILED"
-
-
-class State(StrEnum):
-    OK = "OK"
-    DELETED = "DELETED"
-
-
-class RootFolder(StrEnum):
-    MEDIA_ROOT = "MEDIA_ROOT"
-    TRASH_ROOT = "TRASH_ROOT"
-    VISITOR_UPLOADS_ROOT = "VISITOR_UPLOADS_ROOT"
-
-
-class SortOrder(StrEnum):
-    ASC = "ASC"
-    DESC = "DESC"
-
-
-class UploadProtocol(StrEnum):
-    TUS = "TUS"
-
-
-class ContentDisposition(StrEnum):
-    ATTACHMENT = "ATTACHMENT"
-    INLINE = "INLINE"
-
-
-MEDIA_ROOT_ID = "media-root"
-TRASH_ROOT_ID = "trash-root"
-VISITOR_UPLOADS_ID = "visitor-uploads"
-SYSTEM_FOLDER_IDS = frozenset({MEDIA_ROOT_ID, TRASH_ROOT_ID, VISITOR_UPLOADS_ID})
-
-FILE_SORT_FIELDS = ("displayName", "updatedDate", "sizeInBytes")
-FOLDER_SORT_FIELDS = ("displayName", "updatedDate")
 
 # --- entities -------------------------------------------------------------------------------
 

@@ -36,6 +36,12 @@ SESSION_TIMEOUT = 90.0
 LINE_TIMEOUT = 30.0
 BANNER = "media-mcp: serving MCP over stdio"
 PROTOCOL = "2025-11-25"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -311,10 +317,7 @@ def raw_session(tmp_path: Path, upload_dir: Path) -> Iterator[tuple[RawSession, 
 
 def test_stdout_carries_only_json_rpc(raw_session: tuple[RawSession, Path]) -> None:
     session, stderr_path = raw_session
-    session.send(
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
-    )  # fmt: skip
+    session.send(INITIALIZE)
     init = session.response(1)
     assert init["result"]["protocolVersion"] == PROTOCOL
     assert init["result"]["serverInfo"]["name"] == "media-mcp"
@@ -338,6 +341,42 @@ def test_stdout_carries_only_json_rpc(raw_session: tuple[RawSession, Path]) -> N
     logged = stderr_path.read_text()
     assert BANNER in logged
     assert "Traceback" not in logged, logged
+
+
+CALL_TIME_MODULES = ("media_mcp.wix.models", "media_mcp.wix.messages", "media_mcp.wix.client", "media_mcp.library",
+                     "regex")  # fmt: skip
+"""What only a tool call needs: the REST shapes, the adapter, the library, the Unicode classes of text cleaning."""
+
+
+def _imported(log: str) -> set[str]:
+    """The modules a ``PYTHONPROFILEIMPORTTIME`` log names (``import time: self | cumulative | name``)."""
+    return {line.rsplit("|", 1)[1].strip() for line in log.splitlines() if line.startswith("import time:")}
+
+
+def test_the_handshake_loads_nothing_only_a_call_needs(tmp_path: Path, upload_dir: Path) -> None:
+    """A host waits for the ``initialize`` answer before anything else: the server answers it without loading the
+    REST shapes, the adapter, the library or the Unicode classes; they load once the handshake is over (the backend
+    starts on the next message, in the background) or with the first call."""
+    stderr_path = tmp_path / "stderr.txt"
+    env = server_env(tmp_path, upload_dir, PYTHONPROFILEIMPORTTIME="1")
+    with stderr_path.open("wb") as stderr:
+        session = RawSession(tmp_path, env, stderr)
+        try:
+            session.send(INITIALIZE)
+            session.response(1)
+            started = _imported(stderr_path.read_text())
+            assert "media_mcp.server.app" in started and "media_mcp.guard.core" in started
+            assert not [name for name in started if name.startswith(CALL_TIME_MODULES)]
+            session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            found = session.call_tool(2, "search_files", {})
+            assert not found.get("isError"), found
+            missing = session.call_tool(3, "get_file", {"file_id": "caf\u00e9\u200b"})  # quoted back, escaped
+            assert missing["isError"] is True and "\\u200b" in missing["content"][0]["text"], missing
+            called = _imported(stderr_path.read_text())
+            assert {"media_mcp.wix.models", "media_mcp.wix.messages", "media_mcp.library", "regex"} <= called
+            assert session.close() == 0
+        finally:
+            session.kill()
 
 
 # --- flags and start-up failures ------------------------------------------------------------------

@@ -19,7 +19,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 
-from media_mcp.guard.text import HIDDEN, clean
+from media_mcp.guard.text import clean, hidden_characters
 from media_mcp.library.catalog import FileRow
 from media_mcp.library.service import Library
 from media_mcp.wix import messages as msg
@@ -895,6 +895,19 @@ async def test_answer_schemas_describe_the_top_level_only(client: Client) -> Non
     assert found.structured_content["rows"] == []
 
 
+async def test_the_server_writes_no_nested_answer_into_an_output_schema(make_server: MakeServer) -> None:
+    """An answer held by another is written as ``object`` already when the schema is built (the listing folds it to
+    that anyway), so building the tools at start-up writes no schema only to throw it away."""
+    tools = await make_server().list_tools()
+    assert tools
+    for tool in tools:
+        assert tool.output_schema is not None, tool.name
+        held = tool.output_schema.get("$defs", {})
+        assert all(schema == {"type": "object"} for schema in held.values()), (tool.name, held)
+    folder = next(tool for tool in tools if tool.name == "get_folder").output_schema
+    assert folder is not None and set(folder["$defs"]) == {"FolderView", "FolderNode"}  # FolderNode holds itself
+
+
 async def test_tools_list_stays_small(client: Client) -> None:
     tools = (await client.list_tools()).tools
     dumped = json.dumps(
@@ -990,10 +1003,11 @@ SHOWN_CATEGORIES = {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}
 )
 def test_clean_leaves_only_visible_text_in_order(text: str, cap: int) -> None:
     out = clean(text, cap)
+    hidden = hidden_characters()
     assert len(out) <= cap
-    assert not HIDDEN.search(out) and not [ch for ch in out if unicodedata.category(ch) in SHOWN_CATEGORIES]
+    assert not hidden.search(out) and not [ch for ch in out if unicodedata.category(ch) in SHOWN_CATEGORIES]
     assert out == out.strip() and "  " not in out and all(not ch.isspace() or ch == " " for ch in out)
-    kept = [ch for ch in text if not HIDDEN.match(ch) and not ch.isspace() and ch != "\u2800"]
+    kept = [ch for ch in text if not hidden.match(ch) and not ch.isspace() and ch != "\u2800"]
     if len(out) < cap or not out.endswith("…"):  # nothing visible is lost or reordered (unless cut at the cap)
         assert [ch for ch in out if ch != " "] == kept
 
