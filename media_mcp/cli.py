@@ -94,7 +94,7 @@ def _run_serve(args: argparse.Namespace, arguments: list[str]) -> int:
     if getattr(args, "backend", None):
         overrides["backend"] = args.backend
     try:
-        settings = ServerSettings(**overrides)  # type: ignore[arg-type]
+        settings = ServerSettings(**overrides)
         library = LibrarySettings()
         wix = WixSettings()
         backend = choose_backend(settings, wix, library)

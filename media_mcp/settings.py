@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 def default_data_dir() -> Path:
@@ -16,10 +16,37 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("media-mcp", appauthor=False))
 
 
-class LibrarySettings(BaseSettings):
+class FromEnvironment(BaseModel):
+    """Settings whose fields come from environment variables, unless given as arguments.
+
+    A field is read from ``<env_prefix><FIELD NAME>``, or from its validation alias when it has one, in any case
+    (``MEDIA_MCP_READ_ONLY`` and ``media_mcp_read_only`` alike). The values are strings, which pydantic reads as the
+    field's type (``true``, ``8765``, a path); a value that does not fit is a `pydantic.ValidationError` on that field
+    (which the command reports by the field's name alone: settings carry secrets).
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    env_prefix: ClassVar[str] = ""
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**(self.from_environment() | values))
+
+    @classmethod
+    def from_environment(cls) -> dict[str, str]:
+        """The fields set in this process's environment, by field name."""
+        environment = {name.lower(): value for name, value in os.environ.items()}
+        found: dict[str, str] = {}
+        for name, field in cls.model_fields.items():
+            variable = field.validation_alias if isinstance(field.validation_alias, str) else cls.env_prefix + name
+            if variable.lower() in environment:
+                found[name] = environment[variable.lower()]
+        return found
+
+
+class LibrarySettings(FromEnvironment):
     """How the embedded Wix-compatible media library runs."""
 
-    model_config = SettingsConfigDict(env_prefix="MEDIA_MCP_", extra="ignore")
+    env_prefix = "MEDIA_MCP_"
 
     data_dir: Path = Field(default_factory=default_data_dir, description="SQLite database, blobs and keys.")
     library_host: str = Field(default="127.0.0.1", description="Address the library listens on.")
@@ -63,10 +90,8 @@ class LibrarySettings(BaseSettings):
     )
 
 
-class WixSettings(BaseSettings):
+class WixSettings(FromEnvironment):
     """How to reach Wix: an API key with a site id, or OAuth client credentials."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     api_key: SecretStr | None = Field(default=None, validation_alias="WIX_API_KEY")
     site_id: str | None = Field(default=None, validation_alias="WIX_SITE_ID")
@@ -106,10 +131,10 @@ def _split(value: str, sep: str = ",") -> list[str]:
     return [part.strip() for part in value.split(sep) if part.strip()]
 
 
-class ServerSettings(BaseSettings):
+class ServerSettings(FromEnvironment):
     """The MCP server and its guardrails (DESIGN.md section 4)."""
 
-    model_config = SettingsConfigDict(env_prefix="MEDIA_MCP_", extra="ignore")
+    env_prefix = "MEDIA_MCP_"
 
     backend: Literal["auto", "wix", "local"] = Field(default="auto", description="Where media lives.")
     read_only: bool = Field(default=False, description="Register no tool that writes or mints a write capability.")

@@ -184,7 +184,7 @@ def bind(fn: ToolFn, settings: ServerSettings) -> Callable[..., Awaitable[CallTo
             ask = (param.name, marker)
         elif isinstance(marker, WhenSetting) and not getattr(settings, marker.name):
             fixed[param.name] = param.default
-            variable = f"{type(settings).model_config.get('env_prefix', '')}{marker.name}".upper()
+            variable = f"{type(settings).env_prefix}{marker.name}".upper()
             withheld[param.name] = f"not enabled on this server: the operator enables it with {variable}=true"
         else:
             bounds = [m.field(settings) for m in typing.get_args(annotation)[1:] if isinstance(m, SettingBound)]
