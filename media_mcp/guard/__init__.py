@@ -1,11 +1,9 @@
 """The guard layer: every tool reaches the backend through `Guard`, which owns every guardrail."""
 
-from media_mcp.guard.backend import Backend, StaticBackend
-from media_mcp.guard.core import (
+from media_mcp.guard.answers import (
     DownloadGrant,
     FileBrief,
     FolderNode,
-    Guard,
     LocalListing,
     PersonAnswer,
     Previews,
@@ -19,6 +17,8 @@ from media_mcp.guard.core import (
     UploadGrant,
     UploadOutcome,
 )
+from media_mcp.guard.backend import Backend, StaticBackend
+from media_mcp.guard.core import Guard
 from media_mcp.guard.policy import GuardError
 from media_mcp.guard.views import Content, FileView, FolderRef, FolderView, ItemResult, Page
 

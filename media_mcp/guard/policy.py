@@ -1,6 +1,6 @@
 """The guardrails that are plain rules: link lifetimes, upload types, local paths, and errors worded for the agent.
 
-Each rule has its setting (see `ServerSettings`) and its test; `media_mcp.guard.core.Guard` applies them.
+Each rule has its setting (see `ServerSettings`) and its test; `media_mcp.guard.Guard` applies them.
 """
 
 from __future__ import annotations

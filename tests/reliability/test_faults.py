@@ -247,7 +247,7 @@ async def test_a_resumable_upload_survives_faults_on_its_chunks(
     library: Library, tmp_path: Path, clock: FakeClock
 ) -> None:
     """Through the tool (above 10 MB: tus): a PATCH whose answer is lost, then a HEAD refused with 429."""
-    from media_mcp.guard.core import RESUMABLE_ABOVE
+    from media_mcp.guard.uploads import RESUMABLE_ABOVE
 
     plan = FaultPlan(rate=0.0, seed=SEED, eligible=tus_only)
     async with in_process(library, tmp_path / "rig", plan, clock=clock) as rig:

@@ -28,7 +28,7 @@ from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, Tool
 from pydantic import SecretStr
 
 from media_mcp.guard import StaticBackend
-from media_mcp.guard.core import FOLDER_NAME_SECONDS
+from media_mcp.guard.call import FOLDER_NAME_SECONDS
 from media_mcp.server.app import create_server
 from media_mcp.settings import ServerSettings
 from media_mcp.wix import messages as msg

@@ -1,0 +1,219 @@
+"""The guard's state and plumbing: settings, keys, the spent-token store, the audit log, and the guarded call.
+
+Every operation runs through `GuardBase._op`, which hands it a `Call` and turns media failures into errors that say
+what to do next; pages of results come back with sealed cursors (`_page`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from media_mcp import errors
+from media_mcp.fleet import Fleet, FleetUnavailable
+from media_mcp.guard import policy
+from media_mcp.guard.audit import AuditLog
+from media_mcp.guard.backend import Backend
+from media_mcp.guard.call import Call, FolderNames
+from media_mcp.guard.policy import GuardError
+from media_mcp.guard.seal import ConfirmSeal, CursorSeal, SealRefused, digest
+from media_mcp.guard.store import GuardStore, Keys, root_secret
+from media_mcp.guard.text import clean, visible
+from media_mcp.guard.views import (
+    ItemResult,
+    Page,
+)
+from media_mcp.settings import ServerSettings
+from media_mcp.wix import enums
+
+Raw = TypeVar("Raw")
+V = TypeVar("V", bound=BaseModel)
+
+MAX_SCAN_PAGES = 5
+MAX_WALK_ITEMS = 10_000
+
+
+def audit_target(settings: ServerSettings, data_dir: Path | None) -> Path | str | None:
+    if settings.audit_log in ("stderr", "-"):
+        return "stderr"
+    if settings.audit_log:
+        return Path(settings.audit_log).expanduser()
+    return data_dir / "audit.jsonl" if data_dir is not None else None
+
+
+# --- the guard ----------------------------------------------------------------------------------------
+
+
+class GuardBase:
+    """The guard's state and plumbing: its settings, keys, store, audit log and the guarded call (`_op`)."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        backend: Backend,
+        *,
+        data_dir: Path | None,
+        clock: Callable[[], float] = time.time,
+        fleet: Fleet | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kind = backend.kind
+        self._backend = backend
+        self._clock = clock
+        self.allowed = frozenset(settings.allowed_folder_ids)
+        self._private_dirs = [data_dir] if data_dir is not None else []
+        """Never uploaded from, whatever the upload roots say: the data directory holds keys and the database."""
+        self.audit = AuditLog(audit_target(settings, data_dir), clock=clock)
+        secret = settings.confirm_secret.get_secret_value() if settings.confirm_secret else None
+        keys = Keys.from_root(root_secret(secret, data_dir))
+        self.store = GuardStore(data_dir, clock=clock)
+        self.fleet = fleet if fleet is not None else Fleet.from_settings(settings)
+        """Where a fleet's replicas record spent tokens (``MEDIA_MCP_REDIS_URL``); None for a lone server."""
+        self.names = FolderNames(clock=clock)
+        """Folders named in recent answers, so consecutive calls do not look the same folder up again."""
+        self._cursors = CursorSeal(keys.cursor, scope=digest(sorted(self.allowed)))
+        self._tokens = ConfirmSeal(keys.confirm)
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Let the backend start (the server calls this after the handshake, so it never delays it)."""
+        self._backend.start()
+
+    async def aclose(self) -> None:
+        await self._backend.aclose()
+        self.store.close()
+        if self.fleet is not None:
+            await self.fleet.aclose()
+
+    @property
+    def scoped(self) -> bool:
+        return bool(self.allowed)
+
+    def missing(self, kind: str, ident: str) -> GuardError:
+        where = " (or is outside the folders this server may use)" if self.scoped else ""
+        finder = "search_files" if kind == "file" else "search_folders"
+        return GuardError(f"{kind} {visible(ident)} was not found{where}. Find ids with {finder}")
+
+    @asynccontextmanager
+    async def _op(self, subject: str) -> AsyncIterator[Call]:
+        """One guarded call: media failures and refused arguments become errors that say what to do next."""
+        try:
+            yield Call(self, await self._backend.client())
+        except errors.MediaError as exc:
+            raise policy.advice(exc, visible(subject)) from None
+        except ValidationError as exc:  # a request model refused an argument
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
+            )
+            raise GuardError(
+                f"{visible(subject)}: an argument does not fit the media API ({visible(fields, 500)}); fix it and "
+                "call again"
+            ) from None
+
+    def _open_cursor(self, cursor: str | None, kind: str, filters: dict[str, Any]) -> tuple[str | None, int]:
+        if not cursor:
+            return None, 0
+        try:
+            position = self._cursors.open(cursor, kind, filters, self._clock())
+        except SealRefused as exc:
+            raise GuardError(str(exc)) from None
+        if (
+            not isinstance(position, list)
+            or len(position) != 2
+            or not isinstance(position[0], str | None)
+            or not isinstance(position[1], int)
+        ):
+            raise GuardError("the cursor is not one this server issued; drop the cursor to start a new search")
+        return position[0], position[1]
+
+    async def _page(
+        self,
+        kind: str,
+        filters: dict[str, Any],
+        cursor: str | None,
+        limit: int,
+        fetch: Callable[[str | None], Awaitable[tuple[list[Raw], str | None]]],
+        admit: Callable[[Raw], Awaitable[V | None]],
+    ) -> Page[V]:
+        """Up to ``limit`` admitted items from the backend's pages, and a sealed cursor for exactly the rest."""
+        backend_cursor, skip = self._open_cursor(cursor, kind, filters)
+        items: list[V] = []
+        for _ in range(MAX_SCAN_PAGES):
+            raw, following = await fetch(backend_cursor)
+            for index, item in enumerate(raw):
+                if index < skip:
+                    continue
+                if len(items) == limit:
+                    return Page(items=items, next_cursor=self._seal(kind, filters, backend_cursor, index))
+                view = await admit(item)
+                if view is not None:
+                    items.append(view)
+            skip = 0
+            if not following:
+                return Page(items=items, next_cursor=None)
+            backend_cursor = following
+            if len(items) == limit:
+                break
+        return Page(items=items, next_cursor=self._seal(kind, filters, backend_cursor, 0))
+
+    def _seal(self, kind: str, filters: dict[str, Any], backend_cursor: str | None, skip: int) -> str:
+        return self._cursors.seal(kind, filters, [backend_cursor, skip], self._clock())
+
+    def _refuse_hidden_root(self, root: str | None) -> None:
+        if self.scoped and root in ("TRASH_ROOT", "VISITOR_UPLOADS_ROOT"):
+            raise GuardError(f"{root} is outside the folders this server may use")
+
+    async def origin(self, item_id: str) -> tuple[str, float] | None:
+        """Where an item in the trash came from and when it went, if this server (or its fleet) trashed it."""
+        found = self.store.origin(item_id)
+        if found is None and self.fleet is not None:
+            with contextlib.suppress(FleetUnavailable):  # unknown for now: answered as for an item trashed elsewhere
+                found = await self.fleet.origin(item_id)
+        return found
+
+    def default_folder(self, folder_id: str | None) -> str:
+        if folder_id:
+            return folder_id
+        return self.settings.allowed_folder_ids[0] if self.scoped else enums.MEDIA_ROOT_ID
+
+
+def trashed_error(file_id: str) -> GuardError:
+    return GuardError(
+        f"file {file_id} is in the trash; restore it with restore_from_trash(file_ids=[{file_id!r}]), "
+        "or find trashed files with search_files(root='TRASH_ROOT')"
+    )
+
+
+def size_text(count: int) -> str:
+    size = float(count)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{count} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{count} bytes"
+
+
+def statuses_text(items: Sequence[ItemResult]) -> str:
+    return "; ".join(f"{i.kind} {visible(i.id)} {i.status.replace('_', ' ')}" for i in items)
+
+
+def clean_name(name: str, what: str) -> str:
+    cleaned = clean(name)
+    if not cleaned or cleaned in (".", ".."):
+        raise GuardError(f"{what} is empty once invisible and control characters are removed")
+    return cleaned
+
+
+def mime_of(name: str, given: str | None) -> str:
+    if given:
+        return given.strip().lower()
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"
