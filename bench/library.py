@@ -45,8 +45,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from bench import results_file
-from media_mcp.library.catalog import Catalog, FileRow
+from media_mcp.library.catalog import Catalog
 from media_mcp.library.db import Database
+from media_mcp.library.rows import FileRow
 from media_mcp.library.service import Library
 from media_mcp.settings import LibrarySettings
 from media_mcp.wix import models as m

@@ -11,12 +11,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from media_mcp.library import assets, importer, listing
-from media_mcp.library.catalog import CatalogError, FileRow, SearchRefused
+from media_mcp.library.catalog import CatalogError
 from media_mcp.library.db import in_search_thread, in_thread
 from media_mcp.library.downloads import redirect_allowed
 from media_mcp.library.errors import ApiError, invalid, not_found
 from media_mcp.library.probe import guess_mime, is_markup, media_type_of, valid_mime
 from media_mcp.library.records import ArchiveRecord
+from media_mcp.library.rows import FileRow
+from media_mcp.library.search import SearchRefused
 from media_mcp.library.service import Library, parse_file_id
 from media_mcp.library.tokens import AUD_ARCHIVE, AUD_DOWNLOAD, AUD_RESUMABLE, AUD_UPLOAD
 from media_mcp.library.web import base_url, library, read_json, read_query, respond

@@ -11,10 +11,11 @@ from starlette.routing import Route
 
 from media_mcp.library import listing
 from media_mcp.library.api_files import ZIP_MAX_FILES, catalog_error, mint_archive
-from media_mcp.library.catalog import CatalogError, SearchRefused
+from media_mcp.library.catalog import CatalogError
 from media_mcp.library.db import in_search_thread, in_thread
 from media_mcp.library.errors import ApiError, not_found
 from media_mcp.library.records import ArchiveRecord
+from media_mcp.library.search import SearchRefused
 from media_mcp.library.web import library, read_json, read_query, respond
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m

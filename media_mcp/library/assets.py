@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from media_mcp.library.catalog import FileRow
+from media_mcp.library.rows import FileRow
 from media_mcp.wix import models as m
 
 SOURCE = "src"

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
-from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
 from media_mcp.library.db import Database
 from media_mcp.library.outcomes import drop_assets
+from media_mcp.library.rows import FileRow, FolderRow
+from media_mcp.library.search import FEW_MATCHES, IDS, Page, ids_param, page_sql, search_refusal, search_text
 from media_mcp.wix.models import MEDIA_ROOT_ID, TRASH_ROOT_ID, VISITOR_UPLOADS_ID
 
 MEDIA = "media"
@@ -34,234 +32,6 @@ class CatalogError(Exception):
         super().__init__(message)
         self.code = code
         self.ident = ident
-
-
-@dataclass
-class FileRow:
-    id: str
-    display_name: str
-    parent_id: str
-    root: str
-    state: str
-    private: bool
-    media_type: str
-    mime_type: str
-    size: int
-    hash: str
-    blob: str | None
-    status: str
-    created: float
-    updated: float
-    width: int = 0
-    height: int = 0
-    source_url: str | None = None
-    labels: list[str] = field(default_factory=list)
-    trash_parent: str | None = None
-    trashed_by: str | None = None
-    processed: str | None = None
-    """What processing found (JSON, see `assets.Processed`); None until it has run."""
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> FileRow:
-        return cls(
-            id=row["id"],
-            display_name=row["display_name"],
-            parent_id=row["parent_id"],
-            root=row["root"],
-            state=row["state"],
-            private=bool(row["private"]),
-            media_type=row["media_type"],
-            mime_type=row["mime_type"],
-            size=row["size"],
-            hash=row["hash"],
-            blob=row["blob"],
-            status=row["status"],
-            created=row["created"],
-            updated=row["updated"],
-            width=row["width"],
-            height=row["height"],
-            source_url=row["source_url"],
-            labels=json.loads(row["labels"]),
-            trash_parent=row["trash_parent"],
-            trashed_by=row["trashed_by"],
-            processed=row["processed"],
-        )
-
-    @classmethod
-    def all_from(cls, cursor: sqlite3.Cursor) -> list[FileRow]:
-        """Every row a ``SELECT *`` cursor yields, reading columns by position (a page's rows, quickly)."""
-        pick = _picker(tuple(d[0] for d in cursor.description))
-        out = []
-        for row in cursor:
-            values = list(pick(row))
-            values[LABELS_AT] = json.loads(values[LABELS_AT]) if values[LABELS_AT] != "[]" else []
-            values[PRIVATE_AT] = bool(values[PRIVATE_AT])
-            out.append(cls(*values))
-        return out
-
-
-FILE_ROW_FIELDS = tuple(f.name for f in fields(FileRow))
-LABELS_AT, PRIVATE_AT = FILE_ROW_FIELDS.index("labels"), FILE_ROW_FIELDS.index("private")
-
-
-@lru_cache(maxsize=8)
-def _picker(columns: tuple[str, ...]) -> itemgetter[Any]:
-    """Takes `FileRow`'s fields, in order, out of a row with these columns."""
-    return itemgetter(*(columns.index(name) for name in FILE_ROW_FIELDS))
-
-
-@dataclass
-class FolderRow:
-    id: str
-    display_name: str
-    parent_id: str
-    root: str
-    state: str
-    created: float
-    updated: float
-    trash_parent: str | None = None
-    trashed_by: str | None = None
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> FolderRow:
-        return cls(**{k: row[k] for k in row.keys() if k != "sort_name"})  # noqa: SIM118 - sqlite3.Row
-
-
-MAX_SEARCH_CHARS = 200
-"""The longest search text: as long as Wix's search field takes (a cursor carries the search it was issued for)."""
-MAX_SEARCH_WORDS = 16
-"""The most words a search may require, once repeats and words inside longer ones are dropped (they add nothing)."""
-SEARCH_LIMITS = (
-    f"a search may have at most {MAX_SEARCH_CHARS} characters and {MAX_SEARCH_WORDS} different words "
-    "(a repeated word, or one inside a longer word, counts once)"
-)
-
-
-class SearchRefused(Exception):
-    """A search the library will not run (``code``, and a message that says why and what to do instead)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def search_words(text: str, fold: Callable[[str], str] = str.lower) -> list[str]:
-    """The words a search requires, folded with ``fold``, longest first; control characters (NUL breaks FTS5
-    queries) count as spaces, and a word repeated or inside a longer one is dropped (the longer one requires it).
-
-    Raises `SearchRefused` for a search over `SEARCH_LIMITS`, before any work.
-    """
-    if len(text) > MAX_SEARCH_CHARS:
-        raise SearchRefused("SEARCH_TOO_LONG", f"the search has {len(text)} characters; {SEARCH_LIMITS}")
-    words = fold("".join(" " if unicodedata.category(c) == "Cc" else c for c in text)).split()
-    kept: list[str] = []
-    for word in sorted(set(words), key=lambda w: (-len(w), w)):
-        if not any(word in longer for longer in kept):
-            kept.append(word)
-    if len(kept) > MAX_SEARCH_WORDS:
-        raise SearchRefused(
-            "SEARCH_TOO_COMPLEX",
-            f"the search has {len(kept)} different words; {SEARCH_LIMITS}. Leave some out, or narrow the search"
-            " with filters (mediaTypes, private, rootFolder)",
-        )
-    return kept
-
-
-SHORT_WORD_SQL = "body LIKE ? ESCAPE '\\'"
-
-
-def _contains(word: str) -> str:
-    """The LIKE pattern for text that contains ``word`` (its ``%``, ``_`` and ``\\`` are plain characters)."""
-    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-@dataclass(frozen=True)
-class TextSearch:
-    """The words a file search requires, in name, MIME type or labels (`_search_text`), case-insensitively.
-
-    Words of three characters or more are found through the trigram index (``match``, an FTS5 query). Shorter
-    ones cannot be: LIKE looks for them in the indexed text row by row (``short``), so they never match JSON
-    punctuation or cross fields.
-    """
-
-    match: str | None
-    short: tuple[str, ...]
-
-    @classmethod
-    def of(cls, text: str) -> TextSearch | None:
-        """The search for ``text``; None if it has no words. Raises `SearchRefused` (see `search_words`)."""
-        words = search_words(text)
-        if not words:
-            return None
-        match = " ".join('"' + w.replace('"', '""') + '"' for w in words if len(w) >= 3)
-        return cls(match or None, tuple(w for w in words if len(w) < 3))
-
-    def matches(self) -> tuple[str, list[Any]]:
-        """A SELECT of the rowids of every file that matches."""
-        clauses = (["files_text MATCH ?"] if self.match else []) + [SHORT_WORD_SQL] * len(self.short)
-        params = ([self.match] if self.match else []) + [_contains(w) for w in self.short]
-        return f"SELECT rowid FROM files_text WHERE {' AND '.join(clauses)}", params
-
-    def clause(self) -> tuple[str, list[Any]]:
-        """The condition on ``files`` rows for a search that matches many.
-
-        With indexed words the matches are found once; with short words only, each row is read as the sorted
-        walk reaches it, so a common word stops as soon as the page is full.
-        """
-        if self.match is not None:
-            sql, params = self.matches()
-            return f"seq IN ({sql})", params
-        checks = " AND ".join([SHORT_WORD_SQL] * len(self.short))
-        return f"(SELECT {checks} FROM files_text WHERE rowid = seq)", [_contains(w) for w in self.short]
-
-
-@dataclass(frozen=True)
-class Page:
-    """What a listing asks for: filters, one sort, and where the previous page stopped."""
-
-    where: str
-    params: tuple[Any, ...]
-    sort_column: str
-    descending: bool
-    limit: int
-    after: tuple[Any, Any] | None = None
-    text: TextSearch | None = None  # the words a file search requires, besides ``where``
-
-
-IDS = "SELECT value FROM json_each(?)"
-"""A list of ids as one parameter (`ids_param`): one statement text whatever the list's length, so SQLite's statement
-cache keeps one statement, not one per length (their churn fragmented the heap under load), and no list is too long
-for SQLite's limit on parameters."""
-LISTED_SQL = f"seq IN ({IDS})"
-
-
-def ids_param(ids: Sequence[str] | Sequence[int]) -> str:
-    """The parameter of `IDS`."""
-    return json.dumps(list(ids))
-
-
-FEW_MATCHES = 2000
-"""Up to this many text matches, a search reads its matches first and sorts them; above, it walks the sorted index."""
-
-
-def _search_text(display_name: str, mime_type: str, labels: Iterable[str]) -> str:
-    """What search looks in: name, MIME type and labels, one per line, lower-cased (the index and LIKE agree)."""
-    return "\n".join([display_name, mime_type, *labels]).lower()
-
-
-def _refusal(exc: sqlite3.OperationalError, budget: float | None) -> SearchRefused | None:
-    """The refusal a listing that SQLite stopped deserves: over its time budget, or too large to run at all."""
-    reason = str(exc)
-    if reason == "interrupted":
-        spent = f"its {budget:g} s budget" if budget is not None else "its time budget"
-        return SearchRefused(
-            "SEARCH_TOO_BROAD",
-            f"the search was stopped after {spent}: it is too broad for this library. Add words of three or more"
-            " characters, or narrow it with filters (mediaTypes, private, rootFolder)",
-        )
-    if "too large" in reason or "too complex" in reason or "too many" in reason:
-        return SearchRefused("SEARCH_TOO_COMPLEX", f"the search is too complex to run ({reason}); {SEARCH_LIMITS}")
-    return None
 
 
 class Catalog:
@@ -337,7 +107,7 @@ class Catalog:
             )  # fmt: skip
             conn.execute(
                 "INSERT INTO files_text (rowid, body) VALUES (?, ?)",
-                (cur.lastrowid, _search_text(row.display_name, row.mime_type, row.labels)),
+                (cur.lastrowid, search_text(row.display_name, row.mime_type, row.labels)),
             )
         return row
 
@@ -368,7 +138,7 @@ class Catalog:
             conn.execute(f"UPDATE files SET {sets} WHERE id = ?", (*values.values(), file_id))
             row = conn.execute("SELECT seq, display_name, mime_type, labels FROM files WHERE id = ?", (file_id,))
             if found := row.fetchone():
-                text = _search_text(found["display_name"], found["mime_type"], json.loads(found["labels"]))
+                text = search_text(found["display_name"], found["mime_type"], json.loads(found["labels"]))
                 conn.execute("UPDATE files_text SET body = ? WHERE rowid = ?", (text, found["seq"]))
 
     # --- failures -----------------------------------------------------------------------------
@@ -431,7 +201,7 @@ class Catalog:
             )  # fmt: skip
             conn.execute(
                 "UPDATE files_text SET body = ? WHERE rowid = (SELECT seq FROM files WHERE id = ?)",
-                (_search_text(current.display_name, current.mime_type, current.labels), file_id),
+                (search_text(current.display_name, current.mime_type, current.labels), file_id),
             )
         return current
 
@@ -486,7 +256,7 @@ class Catalog:
             with self.db.read_within(budget) as conn:
                 yield conn
         except sqlite3.OperationalError as exc:
-            if (refusal := _refusal(exc, budget)) is None:
+            if (refusal := search_refusal(exc, budget)) is None:
                 raise
             raise refusal from exc
 
@@ -499,7 +269,7 @@ class Catalog:
                 found = [r[0] for r in conn.execute(f"{sql} LIMIT ?", (*params, FEW_MATCHES + 1))]
                 if len(found) > FEW_MATCHES:
                     found = None
-            return FileRow.all_from(conn.execute(*_page_sql("files", page, found=found)))
+            return FileRow.all_from(conn.execute(*page_sql("files", page, found=found)))
 
     def folder_files(self, folder_id: str, cap: int) -> list[FileRow]:
         """Every public file under a folder, at any depth, in a stable order, at most ``cap + 1`` (for zips).
@@ -657,28 +427,4 @@ class Catalog:
     def list_folders(self, page: Page, budget: float | None = None) -> list[FolderRow]:
         """A page of folders; ``budget`` as for `list_files`."""
         with self._listing(budget) as conn:
-            return [FolderRow.from_row(r) for r in conn.execute(*_page_sql("folders", page))]
-
-
-def _page_sql(table: str, page: Page, *, found: list[int] | None = None) -> tuple[str, tuple[Any, ...]]:
-    """Keyset paging: rows after ``page.after`` in (sort column, id) order.
-
-    ``found``: the few rows that match the text (see `Catalog.list_files`): fetch them by rowid and sort them,
-    rather than walking a sorted index through every row of the scope (``NOT INDEXED`` still allows the rowid
-    lookups).
-    """
-    where, params = page.where, page.params
-    if found is not None:
-        where, params = f"({where}) AND {LISTED_SQL}", (*params, ids_param(found))
-    elif page.text is not None:
-        clause, extra = page.text.clause()
-        where, params = f"({where}) AND {clause}", (*params, *extra)
-    op = "<" if page.descending else ">"
-    if page.after is not None:
-        col = page.sort_column
-        where = f"({where}) AND ({col} {op} ? OR ({col} = ? AND id {op} ?))"
-        params = (*params, page.after[0], page.after[0], page.after[1])
-    direction = "DESC" if page.descending else "ASC"
-    source = f"{table} NOT INDEXED" if found is not None else table
-    sql = f"SELECT * FROM {source} WHERE {where} ORDER BY {page.sort_column} {direction}, id {direction} LIMIT ?"
-    return sql, (*params, page.limit + 1)
+            return [FolderRow.from_row(r) for r in conn.execute(*page_sql("folders", page))]

@@ -22,11 +22,12 @@ from starlette.types import Receive, Scope, Send
 
 from media_mcp.library import transforms
 from media_mcp.library.assets import SOURCE, download_name
-from media_mcp.library.catalog import IDS, FileRow, ids_param
 from media_mcp.library.datadir import OWNER_FILE
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError
 from media_mcp.library.outcomes import AssetRow
+from media_mcp.library.rows import FileRow
+from media_mcp.library.search import IDS, ids_param
 from media_mcp.library.service import Library, parse_file_id
 from media_mcp.library.tokens import AUD_ARCHIVE, AUD_DOWNLOAD, TokenExpired, TokenInvalid
 from media_mcp.library.web import library

@@ -22,10 +22,10 @@ from starlette.requests import Request
 
 from media_mcp.library.assets import needs_processing
 from media_mcp.library.blobs import TooLarge
-from media_mcp.library.catalog import FileRow
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import invalid
 from media_mcp.library.probe import Probe, guess_mime, is_markup, media_type_of, probe, valid_mime
+from media_mcp.library.rows import FileRow
 from media_mcp.library.service import Library
 from media_mcp.wix import messages as msg
 from media_mcp.wix import models as m

@@ -9,17 +9,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from media_mcp.library.catalog import (
-    IDS,
-    FileRow,
-    FolderRow,
-    Page,
-    SearchRefused,
-    TextSearch,
-    ids_param,
-    search_words,
-)
 from media_mcp.library.errors import ApiError, invalid
+from media_mcp.library.rows import FileRow, FolderRow
+from media_mcp.library.search import IDS, Page, SearchRefused, TextSearch, ids_param, search_words
 from media_mcp.wix import models as m
 
 DEFAULT_LIMIT = 50

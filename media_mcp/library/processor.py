@@ -36,8 +36,9 @@ import anyio
 
 from media_mcp.library import assets, worker
 from media_mcp.library.blobs import BlobStore, Received
-from media_mcp.library.catalog import Catalog, FileRow
+from media_mcp.library.catalog import Catalog
 from media_mcp.library.outcomes import AssetRow, Outcomes
+from media_mcp.library.rows import FileRow
 from media_mcp.library.worker import ProcessingLimits
 
 __all__ = ["ProcessingLimits", "Processor", "finished"]

@@ -17,12 +17,13 @@ from urllib.parse import quote
 
 from media_mcp.library import assets
 from media_mcp.library.blobs import BlobStore, RunningHash
-from media_mcp.library.catalog import Catalog, FileRow, FolderRow
+from media_mcp.library.catalog import Catalog
 from media_mcp.library.datadir import DataDir
 from media_mcp.library.db import Database
 from media_mcp.library.outcomes import Outcomes
 from media_mcp.library.processor import ProcessingLimits, Processor, finished
 from media_mcp.library.records import Records
+from media_mcp.library.rows import FileRow, FolderRow
 from media_mcp.library.tokens import Clock, Signer
 from media_mcp.settings import LibrarySettings
 from media_mcp.wix import models as m

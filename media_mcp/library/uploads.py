@@ -25,13 +25,14 @@ from starlette.routing import Route
 from media_mcp.library.api_files import catalog_error, with_failures
 from media_mcp.library.assets import needs_processing
 from media_mcp.library.blobs import Received, RunningHash, TooLarge
-from media_mcp.library.catalog import CatalogError, FileRow
+from media_mcp.library.catalog import CatalogError
 from media_mcp.library.datadir import fsync_dir
 from media_mcp.library.db import in_thread
 from media_mcp.library.errors import ApiError
 from media_mcp.library.probe import Probe, guess_mime, is_markup, media_type_of, probe
 from media_mcp.library.processor import finished
 from media_mcp.library.records import Records, Resumable
+from media_mcp.library.rows import FileRow
 from media_mcp.library.service import Library
 from media_mcp.library.tokens import AUD_RESUMABLE, AUD_UPLOAD, TokenExpired, TokenInvalid
 from media_mcp.library.web import base_url, library, respond

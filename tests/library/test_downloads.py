@@ -18,8 +18,8 @@ from starlette.applications import Starlette
 
 from media_mcp.library import downloads
 from media_mcp.library.app import create_app
-from media_mcp.library.catalog import FileRow
 from media_mcp.library.records import ArchiveRecord
+from media_mcp.library.rows import FileRow
 from media_mcp.library.service import Library
 from tests.conftest import Api, FakeClock, PNG_16x8
 

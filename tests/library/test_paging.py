@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from media_mcp.library import listing
-from media_mcp.library.catalog import FileRow, _page_sql
+from media_mcp.library.rows import FileRow
+from media_mcp.library.search import page_sql
 from media_mcp.library.service import Library
 from media_mcp.wix.models import MediaType
 from tests.conftest import Api, FakeClock
@@ -156,7 +157,7 @@ async def test_good_cursor_values_still_page(asgi_api: Api) -> None:
 def test_listing_a_folder_by_size_uses_an_index(library: Library) -> None:
     query = listing.Query(kind="files", scope="parent", target="media-root", sort_field="sizeInBytes", descending=True)
     for after in (None, (10, "some-id")):
-        sql, params = _page_sql("files", listing.page_of(query, None, after))
+        sql, params = page_sql("files", listing.page_of(query, None, after))
         with library.db.read() as conn:
             plan = " ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
         assert "files_parent_size" in plan, plan

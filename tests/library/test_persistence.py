@@ -16,8 +16,8 @@ import pytest
 
 from media_mcp.library import blobs as blobs_module
 from media_mcp.library.app import create_app
-from media_mcp.library.catalog import FileRow
 from media_mcp.library.datadir import fsync_dir
+from media_mcp.library.rows import FileRow
 from media_mcp.library.service import Library
 from media_mcp.library.tokens import AUD_UPLOAD
 from media_mcp.settings import LibrarySettings

@@ -24,8 +24,9 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from media_mcp.library.catalog import Catalog, FileRow
+from media_mcp.library.catalog import Catalog
 from media_mcp.library.db import SEARCH_THREADS, Database
+from media_mcp.library.rows import FileRow
 from media_mcp.library.service import Library
 from media_mcp.settings import LibrarySettings
 from tests.conftest import START, Api

@@ -20,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 
 from media_mcp.guard.text import clean, hidden_characters
-from media_mcp.library.catalog import FileRow
+from media_mcp.library.rows import FileRow
 from media_mcp.library.service import Library
 from media_mcp.wix import messages as msg
 from media_mcp.wix.client import WixMediaClient
