@@ -88,6 +88,8 @@ class RateWindow:
         self.routes: Counter[str] = Counter()
         self.failures = 0
         """Requests the upstream (the library) could not answer: a 502 from the proxy."""
+        self.failure_reasons: list[str] = []
+        """Each failure's request and error, to say in a test's message what the upstream did."""
         self._lock = threading.Lock()
 
     def arrive(self, method: str, path: str) -> bool:
@@ -101,6 +103,12 @@ class RateWindow:
                 self.refused.append(now)
                 return False
             return True
+
+    def fail(self, reason: str) -> None:
+        """Record a request the upstream could not answer."""
+        with self._lock:
+            self.failures += 1
+            self.failure_reasons.append(reason)
 
     @property
     def count(self) -> int:
@@ -132,14 +140,15 @@ class RateWindow:
     def to_json(self) -> dict[str, Any]:
         with self._lock:
             return {"limit": self.limit, "window": self.window, "stamps": list(self.stamps),
-                    "refused": list(self.refused), "routes": dict(self.routes), "failures": self.failures}  # fmt: skip
+                    "refused": list(self.refused), "routes": dict(self.routes), "failures": self.failures,
+                    "failure_reasons": list(self.failure_reasons)}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RateWindow:
         """A copy of a record (`to_json`), to read figures from."""
         rate = cls(data["limit"], data["window"])
         rate.stamps, rate.refused, rate.routes = list(data["stamps"]), list(data["refused"]), Counter(data["routes"])
-        rate.failures = data["failures"]
+        rate.failures, rate.failure_reasons = data["failures"], list(data["failure_reasons"])
         return rate
 
     def reset(self) -> None:
@@ -148,6 +157,7 @@ class RateWindow:
             self.refused.clear()
             self.routes.clear()
             self.failures = 0
+            self.failure_reasons.clear()
 
 
 class CountingProxy:
@@ -161,7 +171,9 @@ class CountingProxy:
         self._client: httpx.AsyncClient | None = None
 
     def _make_client(self) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        # connections idle for less than uvicorn's keep-alive timeout (5 s, the library's): with httpx's default of
+        # 5 s too, a request could go out on a connection the library was closing at that moment, and fail
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=2.0)
         if isinstance(self.upstream, str):
             return httpx.AsyncClient(base_url=self.upstream, timeout=60.0, trust_env=False, limits=limits)
         return httpx.AsyncClient(transport=self.upstream, base_url="http://library.upstream", timeout=60.0)
@@ -203,7 +215,7 @@ class CountingProxy:
                 content=body,
             )
         except httpx.HTTPError as exc:
-            self.rate.failures += 1
+            self.rate.fail(f"{scope['method']} {path}: {type(exc).__name__}: {exc}")
             await _answer(send, 502, [(b"content-type", b"text/plain")], f"upstream: {type(exc).__name__}".encode())
             return
         out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.multi_items()]

@@ -190,7 +190,7 @@ async def test_a_fleet_shares_the_rate_limit_spent_tokens_and_cursors(
     # a Redis restarted without its data has an empty window too: the replicas may then send a burst that Wix answers
     # 429 (docs/fleet.md); the adapter's retries absorb it, so no call above failed, and the fake failed nothing
     rate = fake_wix.record()
-    assert rate.failures == 0, f"Wix: {rate.rate_limited} 429s, {rate.failures} failures"
+    assert rate.failures == 0, f"Wix: {rate.rate_limited} 429s, {rate.failures} failures: {rate.failure_reasons}"
 
 
 async def test_the_fake_wix_counts_trailing_windows_and_answers_429_past_its_limit(
