@@ -10,12 +10,7 @@ from pydantic import Field, PrivateAttr
 
 from media_mcp.guard import stills
 from media_mcp.guard.lean import Lean
-from media_mcp.guard.views import (
-    Content,
-    FileView,
-    FolderRef,
-    ItemResult,
-)
+from media_mcp.guard.views import Content, FileView, FolderRef, ItemResult
 
 Root = Literal["MEDIA_ROOT", "TRASH_ROOT", "VISITOR_UPLOADS_ROOT"]
 Progress = Callable[[int, int | None], Awaitable[None]]

@@ -26,10 +26,7 @@ from media_mcp.guard.policy import GuardError
 from media_mcp.guard.seal import ConfirmSeal, CursorSeal, SealRefused, digest
 from media_mcp.guard.store import GuardStore, Keys, root_secret
 from media_mcp.guard.text import clean, visible
-from media_mcp.guard.views import (
-    ItemResult,
-    Page,
-)
+from media_mcp.guard.views import ItemResult, Page
 from media_mcp.settings import ServerSettings
 from media_mcp.wix import enums
 
@@ -48,7 +45,7 @@ def audit_target(settings: ServerSettings, data_dir: Path | None) -> Path | str 
     return data_dir / "audit.jsonl" if data_dir is not None else None
 
 
-# --- the guard ----------------------------------------------------------------------------------------
+# --- the guard's plumbing ---------------------------------------------------------------------------
 
 
 class GuardBase:

@@ -13,15 +13,7 @@ from typing import TYPE_CHECKING
 from media_mcp import errors
 from media_mcp.guard.policy import GuardError
 from media_mcp.guard.text import clean
-from media_mcp.guard.views import (
-    SYSTEM_NAMES,
-    FileView,
-    FolderRef,
-    FolderView,
-    epoch_stamp,
-    in_trash,
-    stamp,
-)
+from media_mcp.guard.views import SYSTEM_NAMES, FileView, FolderRef, FolderView, epoch_stamp, in_trash, stamp
 from media_mcp.wix import enums
 from media_mcp.wix.ids import plain_file_id
 

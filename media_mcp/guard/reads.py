@@ -22,24 +22,11 @@ from media_mcp.guard.answers import (
     Summary,
     TypeTotal,
 )
-from media_mcp.guard.base import (
-    MAX_WALK_ITEMS,
-    GuardBase,
-    size_text,
-    trashed_error,
-)
+from media_mcp.guard.base import MAX_WALK_ITEMS, GuardBase, size_text, trashed_error
 from media_mcp.guard.call import MAX_DEPTH, Call
 from media_mcp.guard.policy import GuardError
 from media_mcp.guard.text import clean, visible
-from media_mcp.guard.views import (
-    SYSTEM_NAMES,
-    FileView,
-    FolderRef,
-    FolderView,
-    ItemResult,
-    Page,
-    epoch_stamp,
-)
+from media_mcp.guard.views import SYSTEM_NAMES, FileView, FolderRef, FolderView, ItemResult, Page, epoch_stamp
 from media_mcp.wix import enums
 from media_mcp.wix.ids import plain_file_id
 

@@ -16,13 +16,7 @@ from media_mcp.guard.call import Call
 from media_mcp.guard.policy import GuardError
 from media_mcp.guard.seal import TOKEN_SECONDS, SealRefused, digest
 from media_mcp.guard.text import clean, fence, visible
-from media_mcp.guard.views import (
-    SYSTEM_NAMES,
-    Content,
-    ItemResult,
-    epoch_stamp,
-    in_trash,
-)
+from media_mcp.guard.views import SYSTEM_NAMES, Content, ItemResult, epoch_stamp, in_trash
 from media_mcp.wix import enums
 from media_mcp.wix.ids import plain_file_id
 

@@ -25,10 +25,7 @@ from media_mcp.guard.answers import (
 from media_mcp.guard.base import GuardBase, clean_name, mime_of, size_text
 from media_mcp.guard.policy import GuardError
 from media_mcp.guard.text import clean_labels, visible
-from media_mcp.guard.views import (
-    FileView,
-    epoch_stamp,
-)
+from media_mcp.guard.views import FileView, epoch_stamp
 
 if TYPE_CHECKING:
     # the REST shapes, imported at run time only where a call builds a request (see `media_mcp.guard.core`)

@@ -6,20 +6,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from media_mcp.guard import policy
-from media_mcp.guard.answers import (
-    FileBrief,
-    UpdateOutcome,
-)
+from media_mcp.guard.answers import FileBrief, UpdateOutcome
 from media_mcp.guard.base import GuardBase, clean_name, mime_of, statuses_text, trashed_error
 from media_mcp.guard.call import MAX_DEPTH, Call
 from media_mcp.guard.policy import GuardError
 from media_mcp.guard.text import clean_labels, visible
-from media_mcp.guard.views import (
-    SYSTEM_NAMES,
-    FileView,
-    FolderView,
-    ItemResult,
-)
+from media_mcp.guard.views import SYSTEM_NAMES, FileView, FolderView, ItemResult
 from media_mcp.wix import enums
 from media_mcp.wix.ids import plain_file_id
 
