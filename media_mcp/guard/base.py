@@ -103,7 +103,8 @@ class GuardBase:
     async def _op(self, subject: str) -> AsyncIterator[Call]:
         """One guarded call: media failures and refused arguments become errors that say what to do next."""
         try:
-            yield Call(self, await self._backend.client())
+            client = await self._backend.client()
+            yield Call(self, client.reads_only() if self.settings.read_only else client)
         except errors.MediaError as exc:
             raise policy.advice(exc, visible(subject)) from None
         except ValidationError as exc:  # a request model refused an argument

@@ -166,14 +166,32 @@ class Call:
             current, depth = folder.parent_folder_id, depth + 1
         return False
 
+    async def scope_tops(self) -> list[str]:
+        """The scope's folders that lie inside no other of them: a walk over the whole scope starts at each once."""
+        tops = []
+        for folder_id in sorted(self.guard.allowed):
+            folder = await self._folder(folder_id)
+            if folder is not None and not await self.in_scope(folder.parent_folder_id):
+                tops.append(folder_id)
+        return tops
+
     async def ref(self, folder_id: str | None) -> FolderRef:
-        """How answers name a folder (once per call: a page of files mostly shares a few folders)."""
+        """How answers name a folder (once per call: a page of files mostly shares a few folders). Under a scope only
+        a folder inside it has a name to give: any other is refused as missing, so no answer can name one (the
+        parent of an allowed folder included: callers that may meet one check `in_scope` first)."""
         ident = folder_id or enums.MEDIA_ROOT_ID
+        if ident not in self._refs and not await self.in_scope(ident):
+            raise self.guard.missing("folder", ident)
         if ident not in self._refs:
             folder = await self._named(ident)
             name = clean(folder.display_name) if folder else ""
             self._refs[ident] = FolderRef(id=ident, name=name, path=await self.path(folder))
         return self._refs[ident]
+
+    async def parent(self, item: m.Folder | m.FileDescriptor) -> FolderRef | None:
+        """The folder that holds an item, to name in an answer; None at the top, and above a scope's root."""
+        above = item.parent_folder_id
+        return await self.ref(above) if above and await self.in_scope(above) else None
 
     async def path(self, folder: m.Folder | None) -> str | None:
         """Where a folder sits, as names from the top down ('Clients/Acme/2024'), or None for a top-level or
@@ -246,7 +264,7 @@ class Call:
     async def folder_view(self, folder: m.Folder) -> FolderView | None:
         if not await self.in_scope(folder.id):
             return None
-        parent = await self.ref(folder.parent_folder_id) if folder.parent_folder_id else None
+        parent = await self.parent(folder)
         binned = folder.state == enums.State.DELETED or folder.parent_folder_id == enums.TRASH_ROOT_ID
         trashed = await self.trashed(folder.id) if binned else None
         return FolderView(

@@ -25,7 +25,7 @@ from media_mcp.guard.answers import (
 from media_mcp.guard.base import MAX_WALK_ITEMS, GuardBase, size_text, trashed_error
 from media_mcp.guard.call import MAX_DEPTH, Call
 from media_mcp.guard.policy import GuardError
-from media_mcp.guard.text import clean, visible
+from media_mcp.guard.text import clean, quoted, visible
 from media_mcp.guard.views import SYSTEM_NAMES, FileView, FolderRef, FolderView, ItemResult, Page, epoch_stamp
 from media_mcp.wix import enums
 from media_mcp.wix.ids import plain_file_id
@@ -160,20 +160,13 @@ class Reads(GuardBase):
     async def get_files(self, ids: Sequence[str]) -> list[FileView]:
         wanted = list(dict.fromkeys(plain_file_id(i) for i in ids))
         async with self._op(f"file {wanted[0]}" if len(wanted) == 1 else "one of the files") as op:
-            if len(wanted) == 1:
-                files = [await op.file(wanted[0])]
-            else:
-                found = await op.files_by_id(wanted)
-                files = []
-                for file_id in wanted:
-                    if file_id not in found:
-                        raise self.missing("file", file_id)
-                    files.append(found[file_id])
+            found = {wanted[0]: await op.file(wanted[0])} if len(wanted) == 1 else await op.files_by_id(wanted)
             views = []
-            for file in files:
-                view = await op.file_view(file)
+            for file_id in wanted:  # in the order asked, an outside file refused exactly where a missing one would be
+                file = found.get(file_id)
+                view = await op.file_view(file) if file is not None else None
                 if view is None:
-                    raise self.missing("file", file.id)
+                    raise self.missing("file", file_id)
                 views.append(view)
             return views
 
@@ -220,8 +213,8 @@ class Reads(GuardBase):
         tally = _Tally()
         async with self._op(f"folder {folder_id}" if folder_id else "the site") as op:
             where = await op.ref((await op.folder(folder_id)).id) if folder_id else None
-            tops = [folder_id] if folder_id else sorted(self.allowed)
-            if tops:  # a folder, or the folders of the scope: walk them
+            tops = [folder_id] if folder_id else await op.scope_tops()
+            if folder_id or self.scoped:  # a folder, or the folders of the scope: walk them
                 for top in tops:
                     async for item in op.walk(top):
                         if not tally.add(item if isinstance(item, m.FileDescriptor) else None):
@@ -242,7 +235,8 @@ class Reads(GuardBase):
                         after = page.next_cursor.cursors.next or None
                         if not after:
                             break
-        return tally.summary(where, trash_counted=include_trash and not tops, trash_asked=include_trash,
+        walked = bool(folder_id or self.scoped)
+        return tally.summary(where, trash_counted=include_trash and not walked, trash_asked=include_trash,
                              scoped=self.scoped)  # fmt: skip
 
     async def download_links(
@@ -449,7 +443,9 @@ class _Tally:
         by_type = sorted(self.totals.values(), key=lambda t: -t.bytes)
         files, size = sum(t.files for t in by_type), sum(t.bytes for t in by_type)
         parts = [f"{t.files} {t.type.lower()} file(s), {size_text(t.bytes)}" for t in by_type]
-        scope = f"In '{where.name}' (at any depth)" if where else "In the folders here" if scoped else "On the site"
+        scope = "In the folders here" if scoped else "On the site"
+        if where:
+            scope = f"In {quoted(where.name)} (at any depth)"
         message = f"{scope}: {files} file(s), {size_text(size)}" + (f" — {'; '.join(parts)}." if parts else ".")
         if trash_counted:
             message += f" In the trash: {self.trash.files} file(s), {size_text(self.trash.bytes)}."

@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from media_mcp.guard.text import quoted
 from media_mcp.wix import enums
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def line(name: str, kind: str, width: int | None, height: int | None, seconds: f
         parts.append(f"{width}x{height}")
     if seconds is not None:
         parts.append(f"{seconds:g} s")
-    return f"{name} ({', '.join(parts)}):"
+    return f"{quoted(name)} ({', '.join(parts)}):"
 
 
 @dataclass(frozen=True)

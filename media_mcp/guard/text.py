@@ -16,6 +16,7 @@ blank without any such property, the braille pattern blank (U+2800): it is treat
 from __future__ import annotations
 
 import functools
+import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -77,6 +78,12 @@ def _escape(match: regex.Match[str]) -> str:
 def visible(text: str, cap: int = 200) -> str:
     """Caller-supplied text quoted in a message: hidden characters escaped (``\\u200b``), not dropped, and capped."""
     return _cap(_patterns().shown_escaped.sub(_escape, text), cap)
+
+
+def quoted(name: str) -> str:
+    """A name (already cleaned) inside the server's own sentences, written as a JSON string: no quote or backslash in
+    it can close the quotation, so nothing in a name reads as the server's words."""
+    return json.dumps(name, ensure_ascii=False)
 
 
 def clean_labels(labels: list[str], cap: int = 50) -> list[str]:

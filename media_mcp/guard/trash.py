@@ -404,11 +404,11 @@ class Trash(GuardBase):
         if not in_bin:
             if not await op.in_scope(parent if kind == "file" else ident):
                 return ItemResult(id=visible(ident), kind=kind, status="not_found")
-            return ItemResult(id=ident, kind=kind, name=clean(name), status="not_in_trash", folder=await op.ref(parent))
+            return ItemResult(id=ident, kind=kind, name=clean(name), status="not_in_trash",
+                              folder=await op.ref(parent) if await op.in_scope(parent) else None)  # fmt: skip
         origin = await self.origin(ident)
         if self.scoped and (origin is None or not await op.in_scope(origin[0])):
-            return ItemResult(id=visible(ident), kind=kind, status="not_found",
-                              note="not in the trash of the folders this server may use")  # fmt: skip
+            return ItemResult(id=visible(ident), kind=kind, status="not_found")  # exactly as a missing one
         came_from = await op.ref(origin[0]) if origin else None
         return ItemResult(id=ident, kind=kind, name=clean(name), status="ready", folder=came_from)
 
@@ -430,7 +430,7 @@ class Trash(GuardBase):
             kind=kind,
             name=clean(item.display_name),
             status="done",
-            folder=await op.ref(item.parent_folder_id),
+            folder=await op.parent(item),
         )
 
 

@@ -10,7 +10,7 @@ from media_mcp.guard.answers import FileBrief, UpdateOutcome
 from media_mcp.guard.base import GuardBase, clean_name, mime_of, statuses_text, trashed_error
 from media_mcp.guard.call import MAX_DEPTH, Call
 from media_mcp.guard.policy import GuardError
-from media_mcp.guard.text import clean_labels, visible
+from media_mcp.guard.text import clean_labels, quoted, visible
 from media_mcp.guard.views import SYSTEM_NAMES, FileView, FolderView, ItemResult
 from media_mcp.wix import enums
 from media_mcp.wix.ids import plain_file_id
@@ -189,7 +189,7 @@ def _update_message(
 ) -> str:
     if not done:
         return f"No file was changed: {statuses_text(skipped)}."
-    where = f"moved to '{done[0].folder.name}'"
+    where = f"moved to {quoted(done[0].folder.name)}"
     what = ", ".join(part for part, on in (("renamed", renamed), (where, moved), ("relabelled", relabelled)) if on)
     message = f"{len(done)} file(s) {what}."
     return message + (f" Not changed: {statuses_text(skipped)}." if skipped else "")

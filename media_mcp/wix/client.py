@@ -6,6 +6,7 @@ answers either the REST model or a `MediaError`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,6 +41,14 @@ class Empty(m.WixModel):
 
 
 QueryItems = list[tuple[str, str | int | float | bool | None]]
+
+
+READS = frozenset({
+    "get_file", "get_files", "list_files", "search_files", "list_deleted_files",
+    "get_folder", "list_folders", "search_folders", "list_deleted_folders",
+    "generate_file_download_url", "generate_files_download_url", "generate_folder_download_url",
+})  # fmt: skip
+"""The calls that change nothing on the site (download links included): all a read-only client sends."""
 
 
 def flatten_query(wire: dict[str, Any], prefix: str = "") -> QueryItems:
@@ -97,6 +106,15 @@ class WixMediaClient:
         self._limiter = limiter
         self._clock = clock
         self._sleep = sleep
+        self._reads_only = False
+
+    def reads_only(self) -> WixMediaClient:
+        """This client, sharing its connections, that sends only the calls in `READS`: anything else (a write, or a
+        call added later and not listed there) is refused before it is sent."""
+        view = copy.copy(self)
+        view._owns_http = False
+        view._reads_only = True
+        return view
 
     @classmethod
     def from_settings(cls, settings: WixSettings, **kwargs: Any) -> WixMediaClient:
@@ -143,6 +161,7 @@ class WixMediaClient:
         body: m.WixModel | None = None,
         query: m.WixModel | None = None,
     ) -> R:
+        self._check_allowed(name)
         url = f"{self.base_url}{API_PREFIX}{path}"
         json = body.to_wire() if body is not None else None
         params = flatten_query(query.to_wire()) if query is not None else None
@@ -192,6 +211,10 @@ class WixMediaClient:
                 why = f"the server failed while handling it (HTTP {response.status_code})"
                 raise outcome_unknown(name, why, response.status_code) from None
             raise error
+
+    def _check_allowed(self, name: str) -> None:
+        if self._reads_only and name not in READS:
+            raise e.PermissionDenied(f"{name}: this server is read-only", code="READ_ONLY")
 
     def _attempt_timeout(self, deadline: float) -> httpx.Timeout:
         """The client's timeouts, cut to what is left of the call's budget, so a stalled attempt cannot outlast it."""
@@ -419,6 +442,7 @@ class WixMediaClient:
         progress: transfers.Progress | None = None,
     ) -> m.FileDescriptor:
         """``PUT`` a local file to a minted upload link, streaming from disk."""
+        self._check_allowed("upload")
         return await transfers.put_file(self.http, upload_url, source, mime_type, file_name, progress)
 
     async def upload_resumable(
@@ -432,6 +456,7 @@ class WixMediaClient:
         progress: transfers.Progress | None = None,
     ) -> m.FileDescriptor:
         """Send a local file with tus, resuming after dropped connections, then finalise it."""
+        self._check_allowed("upload_resumable")
         uploader = transfers.TusUpload(
             self.http, minted.upload_url, minted.upload_token, source, mime_type, file_name,
             chunk_size=chunk_size, progress=progress, sleep=self._sleep, retry=self.retry,

@@ -306,8 +306,11 @@ async def test_any_chunking_is_accepted(api: Api, sizes: list[int]) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(min_size=1, max_size=5000), cuts=st.lists(st.integers(0, 5000), max_size=12))
-async def test_random_chunking_round_trips(asgi_api: Api, data: bytes, cuts: list[int]) -> None:
+@given(payload=st.binary(max_size=4999), cuts=st.lists(st.integers(0, 5000), max_size=12))
+async def test_random_chunking_round_trips(asgi_api: Api, payload: bytes, cuts: list[int]) -> None:
+    # a control byte first: random bytes that start like a tag ("<a", "<?x") would be refused as markup for an
+    # octet-stream link, which the upload policy's own tests cover; here only the chunking varies
+    data = b"\x01" + payload
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
     sizes = [b - a for a, b in zip(bounds, bounds[1:], strict=False)]
     minted = await mint(asgi_api, fileName="fuzz.bin", sizeInBytes=str(len(data)))

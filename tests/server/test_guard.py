@@ -63,7 +63,8 @@ class Site:
 
 @pytest.fixture
 async def site(wix: WixMediaClient, tmp_path: Path) -> Site:
-    inside = (await wix.create_folder("inside-folder")).id
+    above = (await wix.create_folder("OUTSIDE-above")).id  # the scope's root sits inside an outside folder
+    inside = (await wix.create_folder("inside-folder", above)).id
     nested = (await wix.create_folder("nested-folder", inside)).id
     outside = (await wix.create_folder("OUTSIDE-folder")).id
     deeper = (await wix.create_folder("OUTSIDE-deeper", outside)).id
@@ -79,7 +80,7 @@ async def site(wix: WixMediaClient, tmp_path: Path) -> Site:
         trashed_out=await put(wix, tmp_path, "OUTSIDE-trashed.png", folder=outside),
     )
     await wix.bulk_delete_files([s.trashed_out])
-    s.outside_ids = {outside, deeper, s.out_file, s.out_private, s.top_file, s.trashed_out}
+    s.outside_ids = {above, outside, deeper, s.out_file, s.out_private, s.top_file, s.trashed_out}
     s.outside_names = {"OUTSIDE"}  # every outside name carries it
     return s
 
@@ -132,12 +133,14 @@ EFFECTS: dict[str, dict[str, Any]] = {
 """Optional arguments that give a call something to do, where it would otherwise only be refused for doing nothing."""
 
 
-def id_arguments(tool: Tool, site: Site) -> list[tuple[str, Any]]:
-    """Each id-carrying argument of a tool, filled with outside ids of the right kind."""
+def id_arguments(tool: Tool, site: Site, *, inside: bool = False) -> list[tuple[str, Any]]:
+    """Each id-carrying argument of a tool, filled with outside ids of the right kind (``inside``: inside ones)."""
     out: list[tuple[str, Any]] = []
     for name, schema in tool.input_schema.get("properties", {}).items():
-        folders = [site.outside, "media-root", "trash-root"]
+        folders = [site.outside, "media-root", "trash-root"] if not inside else [site.inside, site.nested]
         files = [site.out_file, site.out_private, site.top_file, site.trashed_out]
+        if inside:
+            files = [site.in_file, site.nested_file]
         if name.endswith("folder_ids"):
             out.append((name, folders[:1]))
         elif name.endswith("file_ids"):
@@ -146,7 +149,7 @@ def id_arguments(tool: Tool, site: Site) -> list[tuple[str, Any]]:
             out += [(name, folder) for folder in folders]
         elif name.endswith("file_id"):
             out += [(name, file) for file in files]
-        elif name == "root":
+        elif name == "root" and not inside:
             out += [(name, "TRASH_ROOT"), (name, "VISITOR_UPLOADS_ROOT")]
         assert name != "cursor" or schema.get("maxLength"), "cursors are bounded"
     return out
@@ -213,6 +216,32 @@ async def test_no_tool_reaches_outside_the_scope(
     for uri in (f"media://files/{site.out_file}", f"media://folders/{site.outside}"):
         with pytest.raises(MCPError, match="not found"):
             await scoped.read_resource(uri)
+
+
+@bounded
+async def test_no_answer_about_inside_items_names_anything_outside(
+    scoped: Client, wix: WixMediaClient, site: Site
+) -> None:
+    """Answers name the folders around an item (its parent, its path): none of them may lie outside, not even the
+    folder that holds the scope's root. Mixed with a missing id, an outside one reads as missing too."""
+    driven = 0
+    for tool in (await scoped.list_tools()).tools:
+        for name, value in id_arguments(tool, site, inside=True) + [(None, None)]:
+            args = base_arguments(tool, site) | ({name: value} if name else {})
+            result = await scoped.call_tool(tool.name, args)
+            driven += 1
+            assert leaks(result, site) == [], (tool.name, args, text_of(result))
+        for name, value in id_arguments(tool, site):
+            if not isinstance(value, list):
+                continue
+            missing = await scoped.call_tool(tool.name, base_arguments(tool, site) | {name: ["no-such-y", "no-such-x"]})
+            for outside in value:
+                mixed = await scoped.call_tool(tool.name, base_arguments(tool, site) | {name: [outside, "no-such-x"]})
+                assert _masked(text_of(mixed), [outside]) == _masked(text_of(missing), ["no-such-y"]), (tool, outside)
+    assert driven >= 20
+    for uri in (f"media://folders/{site.inside}", f"media://folders/{site.nested}", f"media://files/{site.in_file}"):
+        blob = str(await scoped.read_resource(uri))
+        assert not [token for token in site.outside_ids | site.outside_names if token in blob], uri
 
 
 @bounded
@@ -545,6 +574,43 @@ async def test_a_tool_is_a_plain_function_of_the_guard(wix: WixMediaClient, tmp_
     assert [row[:2] for row in table.rows] == [[cat, "cat.png"]]
     details = await read.get_file(guard, file_id=cat)
     assert details.files[0].folder.name == "Media"
+
+
+async def test_a_read_only_guard_writes_nothing_even_when_called_directly(
+    wix: WixMediaClient, tmp_path: Path, server_dir: Path
+) -> None:
+    """Read-only holds below the tool list too: the guard's adapter sends only the calls that change nothing."""
+    from media_mcp.guard import Guard, GuardError, StaticBackend
+    from media_mcp.settings import ServerSettings
+
+    cat = await put(wix, tmp_path, "cat.png")
+    folder = (await wix.create_folder("Old")).id
+    gone = await put(wix, tmp_path, "gone.png")
+    await wix.bulk_delete_files([gone])
+    before = [(await wix.get_file(i)).model_dump() for i in (cat, gone)] + [(await wix.get_folder(folder)).model_dump()]
+    guard = Guard(ServerSettings(read_only=True, confirm="allow"), StaticBackend(wix, "local"), data_dir=server_dir)
+    writes = {
+        "create_folder": guard.create_folder(name="new", parent_id=None),
+        "update_files": guard.update_files([cat], name="renamed.png", add_labels=["x"]),
+        "update_folder": guard.update_folder(folder, name="renamed", parent_id=None),
+        "trash": guard.trash([cat], [folder]),
+        "restore": guard.restore([gone], []),
+        "upload_link": guard.upload_link(
+            file_name="a.png", mime_type="image/png", size_bytes=10, folder_id=None, private=False, resumable=None
+        ),  # fmt: skip
+        "import_file": guard.import_file(
+            url="http://127.0.0.1:9/a.png", name=None, folder_id=None, private=False, mime_type=None
+        ),  # fmt: skip
+    }
+    for name, write in writes.items():
+        try:
+            said = json.dumps((await write).model_dump())  # tools that answer per item say it there
+        except GuardError as exc:
+            said = str(exc)
+        assert "read-only" in said, (name, said)
+    after = [(await wix.get_file(i)).model_dump() for i in (cat, gone)] + [(await wix.get_folder(folder)).model_dump()]
+    assert after == before
+    assert (await guard.get_files([cat]))[0].name == "cat.png"  # reads still work
 
 
 async def test_a_fresh_server_data_directory_is_the_owners_only(wix: WixMediaClient, tmp_path: Path) -> None:

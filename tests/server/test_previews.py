@@ -92,7 +92,7 @@ async def test_stills_of_images_come_small_and_named_and_other_types_get_their_l
     assert by_id[blue]["shown"]
     assert not by_id[notes]["shown"] and "no still" in by_id[notes]["note"]
     shown = stills(result)
-    assert [line.split(" (")[0] for line, _, _ in shown] == ["red car.jpg", "logo.png"]
+    assert [line.split(" (")[0] for line, _, _ in shown] == ['"red car.jpg"', '"logo.png"']
     assert "1600x1200" in shown[0][0]
     (_, car, car_bytes), (_, logo, logo_bytes) = shown
     assert max(car.size) <= 128 and car.size == (128, 96)
@@ -183,7 +183,7 @@ async def test_a_video_shows_its_poster_and_a_pdf_its_first_page(
     assert by_id[clip]["shown"] and by_id[clip]["duration_seconds"] == 1.0
     assert by_id[paper]["shown"]
     shown = stills(result)
-    assert [line.split(" (")[0] for line, _, _ in shown] == ["clip.mp4", "paper.pdf"]
+    assert [line.split(" (")[0] for line, _, _ in shown] == ['"clip.mp4"', '"paper.pdf"']
     assert "96x64, 1 s" in shown[0][0]
     assert all(max(image.size) <= 64 for _, image, _ in shown)
 

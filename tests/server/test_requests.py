@@ -62,7 +62,7 @@ async def test_update_file_moves_renames_and_relabels_many_files_in_one_call(
         assert moved["status"] == "done" and moved["not_changed"] == []
         assert {f["folder"]["name"] for f in moved["files"]} == {"Invoices"}
         assert all(f["labels"] == ["2024", "paid"] for f in moved["files"])
-        assert moved["message"] == "4 file(s) moved to 'Invoices', relabelled."
+        assert moved["message"] == '4 file(s) moved to "Invoices", relabelled.'
         renamed = await call(
             client, "update_file", {"names": {invoices[0]: "march.pdf", invoices[1]: "april.pdf"},
                                     "remove_labels": ["2024"]},
@@ -341,6 +341,25 @@ async def test_summarize_media_under_a_scope_counts_only_the_scope(
         with anyio.fail_after(WAIT):
             answer = await call(client, "summarize_media")
     assert answer["files"] == 1 and answer["message"].startswith("In the folders here")
+
+
+async def test_summarize_media_counts_a_scope_folder_inside_another_once(
+    make_server: MakeServer, wix: WixMediaClient, mode: str
+) -> None:
+    team = (await wix.create_folder("Team")).id
+    shoots = (await wix.create_folder("Shoots", (await wix.create_folder("Work", team)).id)).id
+    await seed(wix, "in.png", folder=team)
+    await seed(wix, "shoot.png", folder=shoots)
+    await seed(wix, "out.png")
+    for allowed in (f"{team},{shoots}", f"{shoots},{team}", f"{team},no-such-folder"):
+        async with Client(make_server(allowed_folders=allowed), mode=mode) as client:
+            with anyio.fail_after(WAIT):
+                answer = await call(client, "summarize_media")
+        assert answer["files"] == 2, (allowed, answer)  # at any depth, each once
+    async with Client(make_server(allowed_folders="no-such-folder"), mode=mode) as client:
+        with anyio.fail_after(WAIT):
+            answer = await call(client, "summarize_media")
+    assert answer["files"] == 0, answer  # a scope whose folder is gone counts nothing, never the whole site
 
 
 # --- everyday requests, as scenarios -----------------------------------------------------------------

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from media_mcp.guard import FolderRef, Guard, GuardError, Root, TrashOutcome, stills
 from media_mcp.guard.lean import Lean
+from media_mcp.guard.text import quoted
 from media_mcp.server.binding import SettingBound
 from media_mcp.server.outputs import FileTable
 from media_mcp.server.tools.read import Cursor, FileId
@@ -75,7 +76,8 @@ async def browse_media(
     folders = [] if cursor else await _folders(guard, target, None)
     here = trail[-1]
     path = "/".join(ref.name for ref in trail)
-    message = f"Folder '{here.name}' ({path}): {len(folders)} subfolder(s) and {len(files.items)} file(s) shown."
+    shown = f"{len(folders)} subfolder(s) and {len(files.items)} file(s) shown"
+    message = f"Folder {quoted(here.name)} ({quoted(path)}): {shown}."
     if files.next_cursor:
         message += " More files follow (pass next_cursor as cursor)."
     table = FileTable.of(files.items, None, files.next_cursor)
