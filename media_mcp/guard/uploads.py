@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 import anyio.to_thread
 
@@ -82,7 +83,7 @@ class Uploads(GuardBase):
                         "Create a tus 1.0.0 upload at upload_url (POST, Tus-Resumable: 1.0.0, Upload-Length, "
                         "Upload-Metadata with base64 'filename', 'contentType' and 'token' = upload_token).",
                         "PATCH the bytes to the Location it answers (any chunk size; HEAD to resume).",
-                        f"Finish with PUT {{upload_url}}/{{upload_token}}?filename={name} (empty body): "
+                        f"Finish with PUT {{upload_url}}/{{upload_token}}?filename={quote(name)} (empty body): "
                         "it answers the file.",
                     ],
                     expires_at=expires_at, note=note,
