@@ -463,7 +463,7 @@ async def test_generate_upload_url_tus_recipe(client: Client, wix: WixMediaClien
         )
         assert patched.status_code == 204, patched.text
         finish = recipe["steps"][-1]  # the last step, followed as written: the name in it is URL-encoded
-        assert f"?filename=tus%20dog.png " in finish, finish
+        assert "?filename=tus%20dog.png " in finish, finish
         finished = await wix.http.put(f"{recipe['upload_url']}/{token}?filename=tus%20dog.png")
         assert finished.status_code == 200, finished.text
         file_id = finished.json()["file"]["id"]
