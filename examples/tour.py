@@ -26,7 +26,7 @@ PNG = bytes.fromhex(
 def show(title: str, result: Any) -> dict[str, Any]:
     data: dict[str, Any] = result.structured_content or {}
     text = json.dumps(data, indent=2) if data else result.content[0].text
-    sys.stderr.write(f"\n== {title}{' (error)' if result.is_error else ''}\n{text}\n")
+    sys.stdout.write(f"\n== {title}{' (error)' if result.is_error else ''}\n{text}\n")
     return data
 
 
@@ -55,7 +55,7 @@ async def main() -> None:
         show("search the trash", await client.call_tool("search_files", {"root": "TRASH_ROOT"}))
         show("restore_from_trash", await client.call_tool("restore_from_trash", {"file_ids": [file_id]}))
         show("get_file", await client.call_tool("get_file", {"file_id": file_id}))
-    sys.stderr.write(f"\nAll done. The tour's data is in {work}\n")
+    sys.stdout.write(f"\nAll done. The tour's data is in {work}\n")
 
 
 if __name__ == "__main__":
