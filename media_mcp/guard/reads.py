@@ -51,13 +51,14 @@ class Reads(GuardBase):
 
         self._refuse_hidden_root(root)
         filters = {"q": query, "p": parent_id, "r": root}
+        batch = self._batch(limit)
         async with self._op(f"folder {parent_id}" if parent_id else "the folder search") as op:
             if parent_id:
                 await op.folder(parent_id)
                 words = (query or "").casefold().split()
 
                 async def fetch(after: str | None) -> tuple[list[m.Folder], str | None]:
-                    paging = m.CursorPaging(limit=limit, cursor=after)
+                    paging = m.CursorPaging(limit=batch, cursor=after)
                     page = await op.client.list_folders(
                         msg.ListFoldersRequest(parent_folder_id=parent_id, paging=paging)
                     )
@@ -70,7 +71,7 @@ class Reads(GuardBase):
                     request = msg.SearchFoldersRequest(
                         search=query or None,
                         root_folder=enums.RootFolder(root or "MEDIA_ROOT"),
-                        paging=m.CursorPaging(limit=limit, cursor=after),
+                        paging=m.CursorPaging(limit=batch, cursor=after),
                     )
                     page = await op.client.search_folders(request)
                     return page.folders, page.next_cursor.cursors.next or None
@@ -103,6 +104,7 @@ class Reads(GuardBase):
         if sort_by or sort_order:
             order = enums.SortOrder.ASC if sort_order == "asc" else enums.SortOrder.DESC
             sort = m.Sorting(field_name=SORT_FIELDS[sort_by or "updated"], order=order)
+        batch = self._batch(limit)
         async with self._op(f"folder {folder_id}" if folder_id else "the search") as op:
             within: set[str] = set()
             if folder_id:
@@ -116,7 +118,7 @@ class Reads(GuardBase):
                 """The folder's own files, or (recursive, no query) the files of each folder of the tree in turn."""
                 index, inner = (0, after) if not recursive else _tree_cursor(after)
                 while True:
-                    paging = m.CursorPaging(limit=limit, cursor=inner)
+                    paging = m.CursorPaging(limit=batch, cursor=inner)
                     page = await op.client.list_files(
                         msg.ListFilesRequest(parent_folder_id=listed[index] if recursive else folder_id,
                                              media_types=media_types, private=private, sort=sort, paging=paging)
@@ -138,7 +140,7 @@ class Reads(GuardBase):
                 page = await op.client.search_files(
                     msg.SearchFilesRequest(search=query or None, root_folder=enums.RootFolder(root or "MEDIA_ROOT"),
                                            media_types=media_types, private=private, sort=sort,
-                                           paging=m.CursorPaging(limit=limit, cursor=after))
+                                           paging=m.CursorPaging(limit=batch, cursor=after))
                 )  # fmt: skip
                 files = [f for f in page.files if not within or f.parent_folder_id in within]
                 return files, page.next_cursor.cursors.next or None
