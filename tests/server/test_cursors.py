@@ -5,6 +5,7 @@
 - Under a scope, whether a page has a cursor depends only on the items the agent may see: a page has one exactly
   when an admitted item follows, and following the cursors lists every admitted item once, in order, whatever lies
   between them in the backend's pages.
+- A recursive listing resumed after its folder tree shrank goes on from where it was, or ends, cleanly.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from mcp import Client
 
 from media_mcp.guard.seal import MAX_CURSOR_CHARS
+from media_mcp.wix import messages as msg
 from media_mcp.wix.client import WixMediaClient
 from tests.conftest import FakeClock
 from tests.server.conftest import MakeServer
@@ -177,3 +179,54 @@ async def test_whether_a_page_has_a_cursor_says_nothing_of_outside_matches(
         ([plan], False),
         ([plan], False),
     ]
+
+
+# --- a recursive listing whose tree changed --------------------------------------------------------------------
+
+
+@bounded
+async def test_a_recursive_listing_goes_on_after_its_folder_tree_shrank(
+    client: Client, wix: WixMediaClient, tmp_path: Path
+) -> None:
+    top = (await wix.create_folder("tree")).id
+    subs: list[str] = []
+    for n in range(40):  # until a subfolder's id sorts after the top's: the tree is walked in id order
+        subs.append((await wix.create_folder(f"branch-{n}", top)).id)
+        if len(subs) > 1 and max(subs) > top:
+            break
+    last = max(subs)
+    earlier = min(subs)
+    assert top < last and earlier != last
+    files = {
+        top: [await put(wix, tmp_path, "trunk.png", folder=top)],
+        earlier: [await put(wix, tmp_path, "early.png", folder=earlier)],
+        last: [await put(wix, tmp_path, f"leaf-{n}.png", folder=last) for n in range(2)],
+    }
+    args: Json = {"folder_id": top, "recursive": True, "limit": 1}
+
+    async def into_last() -> tuple[list[str], str]:
+        """The files listed up to the first of ``last``'s, and the cursor then, which stands inside ``last``."""
+        seen: list[str] = []
+        cursor: str | None = None
+        for _ in range(10):
+            page = data(await client.call_tool("search_files", args | ({"cursor": cursor} if cursor else {})))
+            seen += listed(page)
+            cursor = page.get("next_cursor")
+            if seen and seen[-1] in files[last]:
+                assert cursor, "the other file of the folder follows"
+                return seen, cursor
+        raise AssertionError("the listing never reached the last folder")
+
+    # a folder it had passed leaves the tree: the listing goes on inside the folder it had reached
+    seen, cursor = await into_last()
+    await wix.update_folder(msg.FolderUpdate(id=earlier, parent_folder_id="media-root"))
+    rest = [item for page in await follow(client, "search_files", args, cursor) for item in listed(page)]
+    assert sorted(seen + rest) == sorted(files[top] + files[earlier] + files[last])
+
+    # the folder it had reached leaves the tree (to the trash): what remains after it, and nothing again
+    seen, cursor = await into_last()
+    await wix.bulk_delete_folders([last])
+    pages = await follow(client, "search_files", args, cursor)
+    rest = [item for page in pages for item in listed(page)]
+    assert not set(rest) & set(seen) and not set(rest) & set(files[last])
+    assert set(seen + rest) == set(files[top]) | {seen[-1]}
