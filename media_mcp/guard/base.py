@@ -34,6 +34,9 @@ Raw = TypeVar("Raw")
 V = TypeVar("V", bound=BaseModel)
 
 MAX_SCAN_PAGES = 5
+SCOPED_BATCH = 100
+"""Rows per backend request under a folder scope, whatever the page's size (Wix's largest page): the scan reads on
+past outside rows, and only a very long run of them can exhaust `MAX_SCAN_PAGES` (see `GuardBase._page`)."""
 MAX_WALK_ITEMS = 10_000
 
 
@@ -128,6 +131,7 @@ class GuardBase:
             or len(position) != 2
             or not isinstance(position[0], str | None)
             or not isinstance(position[1], int)
+            or position[1] < 0
         ):
             raise GuardError("the cursor is not one this server issued; drop the cursor to start a new search")
         return position[0], position[1]
@@ -141,26 +145,44 @@ class GuardBase:
         fetch: Callable[[str | None], Awaitable[tuple[list[Raw], str | None]]],
         admit: Callable[[Raw], Awaitable[V | None]],
     ) -> Page[V]:
-        """Up to ``limit`` admitted items from the backend's pages, and a sealed cursor for exactly the rest."""
+        """Up to ``limit`` admitted items from the backend's pages, and a sealed cursor for exactly the rest.
+
+        The cursor is ``[backend cursor, index]``: the backend page to fetch again and where in it to resume. Under a
+        folder scope a page has a cursor only if an admitted item follows, and the cursor points exactly at it: once
+        the page is full the scan reads on, past the rows it holds back (outside the scope, or dropped by the
+        search's own filter), to the next admitted item or to the end of the results (then no cursor). So whether a
+        cursor comes back does not depend on the rows held back, with one exception: a call reads at most
+        `MAX_SCAN_PAGES` backend pages (of `SCOPED_BATCH` rows under a scope), and one that stops there answers a
+        cursor to where it stopped, whatever follows. A cursor that leads to no item therefore tells an agent that
+        hundreds of held-back rows matched in a row (at least ``(MAX_SCAN_PAGES - 1) * SCOPED_BATCH + 1 - limit``),
+        and how long a call takes says, more faintly, how many rows it read; nothing finer.
+
+        Without a scope nothing is held back from the agent, so a page that fills at the end of a backend page gets a
+        cursor to the next backend page without reading it (one backend request per page, not two); a search that
+        filters rows itself may then end on an empty page.
+        """
         backend_cursor, skip = self._open_cursor(cursor, kind, filters)
         items: list[V] = []
         for _ in range(MAX_SCAN_PAGES):
             raw, following = await fetch(backend_cursor)
-            for index, item in enumerate(raw):
-                if index < skip:
+            for index in range(skip, len(raw)):
+                view = await admit(raw[index])
+                if view is None:
                     continue
-                if len(items) == limit:
+                if len(items) == limit:  # an admitted item follows the page: the cursor points at it
                     return Page(items=items, next_cursor=self._seal(kind, filters, backend_cursor, index))
-                view = await admit(item)
-                if view is not None:
-                    items.append(view)
+                items.append(view)
             skip = 0
             if not following:
                 return Page(items=items, next_cursor=None)
             backend_cursor = following
-            if len(items) == limit:
+            if len(items) == limit and not self.scoped:
                 break
         return Page(items=items, next_cursor=self._seal(kind, filters, backend_cursor, 0))
+
+    def _batch(self, limit: int) -> int:
+        """How many rows to ask the backend for at a time: `SCOPED_BATCH` under a scope, else the page's size."""
+        return SCOPED_BATCH if self.scoped else limit
 
     def _seal(self, kind: str, filters: dict[str, Any], backend_cursor: str | None, skip: int) -> str:
         return self._cursors.seal(kind, filters, [backend_cursor, skip], self._clock())

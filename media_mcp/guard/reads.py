@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,13 +52,14 @@ class Reads(GuardBase):
 
         self._refuse_hidden_root(root)
         filters = {"q": query, "p": parent_id, "r": root}
+        batch = self._batch(limit)
         async with self._op(f"folder {parent_id}" if parent_id else "the folder search") as op:
             if parent_id:
                 await op.folder(parent_id)
                 words = (query or "").casefold().split()
 
                 async def fetch(after: str | None) -> tuple[list[m.Folder], str | None]:
-                    paging = m.CursorPaging(limit=limit, cursor=after)
+                    paging = m.CursorPaging(limit=batch, cursor=after)
                     page = await op.client.list_folders(
                         msg.ListFoldersRequest(parent_folder_id=parent_id, paging=paging)
                     )
@@ -70,7 +72,7 @@ class Reads(GuardBase):
                     request = msg.SearchFoldersRequest(
                         search=query or None,
                         root_folder=enums.RootFolder(root or "MEDIA_ROOT"),
-                        paging=m.CursorPaging(limit=limit, cursor=after),
+                        paging=m.CursorPaging(limit=batch, cursor=after),
                     )
                     page = await op.client.search_folders(request)
                     return page.folders, page.next_cursor.cursors.next or None
@@ -103,6 +105,7 @@ class Reads(GuardBase):
         if sort_by or sort_order:
             order = enums.SortOrder.ASC if sort_order == "asc" else enums.SortOrder.DESC
             sort = m.Sorting(field_name=SORT_FIELDS[sort_by or "updated"], order=order)
+        batch = self._batch(limit)
         async with self._op(f"folder {folder_id}" if folder_id else "the search") as op:
             within: set[str] = set()
             if folder_id:
@@ -112,25 +115,28 @@ class Reads(GuardBase):
                     within |= {f.id for f in await self._subtree(op, folder_id)}
             listed = sorted(within)
 
+            async def list_files(parent: str | None, after: str | None) -> tuple[list[m.FileDescriptor], str | None]:
+                page = await op.client.list_files(
+                    msg.ListFilesRequest(parent_folder_id=parent, media_types=media_types, private=private, sort=sort,
+                                         paging=m.CursorPaging(limit=batch, cursor=after))
+                )  # fmt: skip
+                return page.files, page.next_cursor.cursors.next or None
+
             async def list_folder(after: str | None) -> tuple[list[m.FileDescriptor], str | None]:
                 """The folder's own files, or (recursive, no query) the files of each folder of the tree in turn."""
-                index, inner = (0, after) if not recursive else _tree_cursor(after)
-                while True:
-                    paging = m.CursorPaging(limit=limit, cursor=inner)
-                    page = await op.client.list_files(
-                        msg.ListFilesRequest(parent_folder_id=listed[index] if recursive else folder_id,
-                                             media_types=media_types, private=private, sort=sort, paging=paging)
-                    )  # fmt: skip
-                    following = page.next_cursor.cursors.next or None
-                    if not recursive:
-                        return page.files, following
+                if not recursive:
+                    return await list_files(folder_id, after)
+                index, inner = _tree_cursor(after, listed)
+                while index < len(listed):
+                    files, following = await list_files(listed[index], inner)
                     if following:
-                        return page.files, json.dumps([index, following])
+                        return files, json.dumps([listed[index], following])
                     index, inner = index + 1, None
                     if index == len(listed):
-                        return page.files, None
-                    if page.files:
-                        return page.files, json.dumps([index, None])
+                        return files, None
+                    if files:
+                        return files, json.dumps([listed[index], None])
+                return [], None  # the folder it had reached, and every one after it, left the tree
 
             async def fetch(after: str | None) -> tuple[list[m.FileDescriptor], str | None]:
                 if folder_id and not query:
@@ -138,7 +144,7 @@ class Reads(GuardBase):
                 page = await op.client.search_files(
                     msg.SearchFilesRequest(search=query or None, root_folder=enums.RootFolder(root or "MEDIA_ROOT"),
                                            media_types=media_types, private=private, sort=sort,
-                                           paging=m.CursorPaging(limit=limit, cursor=after))
+                                           paging=m.CursorPaging(limit=batch, cursor=after))
                 )  # fmt: skip
                 files = [f for f in page.files if not within or f.parent_folder_id in within]
                 return files, page.next_cursor.cursors.next or None
@@ -459,9 +465,18 @@ class _Tally:
         )  # fmt: skip
 
 
-def _tree_cursor(after: str | None) -> tuple[int, str | None]:
-    """Where a recursive listing stands: the index of the folder in the tree, and the cursor within it."""
+def _tree_cursor(after: str | None, listed: list[str]) -> tuple[int, str | None]:
+    """Where a recursive listing stands in ``listed`` (the tree's folder ids, sorted, as walked in this call): the
+    index of the folder it had reached, and the cursor within that folder.
+
+    The position names the folder, not its index, so a tree that changed since the cursor was made cannot shift it
+    onto another folder. A folder that has left the tree (trashed, or moved out) is passed over: the listing goes on
+    at the next folder in the order, so nothing already listed comes again; past the last one it is over.
+    """
     if after is None:
         return 0, None
-    index, inner = json.loads(after)
-    return int(index), inner
+    folder, inner = json.loads(after)
+    index = bisect.bisect_left(listed, folder)
+    if index < len(listed) and listed[index] == folder:
+        return index, inner
+    return index, None
