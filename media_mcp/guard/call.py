@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING
 from media_mcp import errors
 from media_mcp.guard.policy import GuardError
 from media_mcp.guard.text import clean
-from media_mcp.guard.views import SYSTEM_NAMES, FileView, FolderRef, FolderView, epoch_stamp, in_trash, stamp
+from media_mcp.guard.views import (
+    SYSTEM_NAMES,
+    FileView,
+    FolderRef,
+    FolderView,
+    epoch_stamp,
+    in_trash,
+    stamp,
+    trash_mark,
+)
 from media_mcp.wix import enums
 from media_mcp.wix.ids import plain_file_id
 
@@ -190,10 +199,11 @@ class Call:
             current = await self._named(current.parent_folder_id)
         return "/".join(reversed(names)) if len(names) > 1 else None
 
-    async def trashed(self, item_id: str) -> tuple[FolderRef, str] | None:
-        """Where an item in the trash came from and when it went, if this server trashed it."""
-        origin = await self.guard.origin(item_id)
-        if origin is None:
+    async def trashed(self, item: m.FileDescriptor | m.Folder) -> tuple[FolderRef, str] | None:
+        """Where an item in the trash came from and when it went, if this server trashed it (and nobody has moved it
+        since: see `views.trash_mark`)."""
+        origin = await self.guard.origin(item.id)
+        if origin is None or origin[2] is not None and origin[2] != trash_mark(item):
             return None
         return await self.ref(origin[0]), epoch_stamp(origin[1])
 
@@ -240,7 +250,7 @@ class Call:
     async def file_view(self, file: m.FileDescriptor) -> FileView | None:
         if not await self.in_scope(file.parent_folder_id):
             return None
-        trashed = await self.trashed(file.id) if in_trash(file) else None
+        trashed = await self.trashed(file) if in_trash(file) else None
         return FileView.of(file, await self.ref(file.parent_folder_id), trashed)
 
     async def folder_view(self, folder: m.Folder) -> FolderView | None:
@@ -248,7 +258,7 @@ class Call:
             return None
         parent = await self.ref(folder.parent_folder_id) if folder.parent_folder_id else None
         binned = folder.state == enums.State.DELETED or folder.parent_folder_id == enums.TRASH_ROOT_ID
-        trashed = await self.trashed(folder.id) if binned else None
+        trashed = await self.trashed(folder) if binned else None
         return FolderView(
             id=folder.id,
             name=clean(folder.display_name),
