@@ -181,21 +181,24 @@ class Fleet:
 
         await self._run("spent tokens", call)
 
-    async def remember_origins(self, origins: list[tuple[str, str, str]], when: float) -> None:
-        """Where items just trashed lived (item id, kind, folder id), so any replica can restore them under a scope."""
+    async def remember_origins(self, origins: list[tuple[str, str, str, str | None]], when: float) -> None:
+        """Where items just trashed lived (item id, kind, folder id, their fingerprint in the trash), so any replica
+        can restore them under a scope."""
         if not origins:
             return
 
         async def call(redis: Redis) -> Any:
             async with redis.pipeline(transaction=False) as pipe:
-                for item, _kind, origin in origins:
-                    pipe.set(f"{self._prefix}:origin:{item}", f"{origin} {when}", ex=ORIGIN_SECONDS)
+                for item, _kind, origin, mark in origins:
+                    value = f"{origin} {when}" + (f" {mark}" if mark else "")
+                    pipe.set(f"{self._prefix}:origin:{item}", value, ex=ORIGIN_SECONDS)
                 return await pipe.execute()
 
         await self._run("trash origins", call)
 
-    async def origin(self, item_id: str) -> tuple[str, float] | None:
-        """Where an item in the trash came from, and when it went, if a replica of the fleet trashed it."""
+    async def origin(self, item_id: str) -> tuple[str, float, str | None] | None:
+        """Where an item in the trash came from, when it went, and its fingerprint in the trash (None if unknown),
+        if a replica of the fleet trashed it."""
 
         async def call(redis: Redis) -> Any:
             return await redis.get(f"{self._prefix}:origin:{item_id}")
@@ -203,9 +206,9 @@ class Fleet:
         raw = await self._run("trash origins", call)
         if not raw:
             return None
-        folder, _, when = raw.decode().partition(" ")
+        folder, when, *rest = [*raw.decode().split(" "), ""][:3]
         try:
-            return folder, float(when)
+            return folder, float(when), rest[0] or None
         except ValueError:
             return None
 

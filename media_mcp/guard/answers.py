@@ -87,7 +87,7 @@ class Undo(Lean):
 
 
 class TrashOutcome(Lean):
-    status: Literal["confirmation_required", "changed", "done", "cancelled", "nothing_to_do"]
+    status: Literal["confirmation_required", "changed", "done", "partly_done", "cancelled", "nothing_to_do"]
     permanent: bool = False
     items: list[ItemResult] = Field(description="Each id asked for, and what became (or would become) of it.")
     content: Content = Field(description="Everything that goes (or went), counted recursively.")
@@ -95,7 +95,7 @@ class TrashOutcome(Lean):
         default=None, description="Send back with the same ids, only once the user agreed (valid 5 minutes)."
     )
     expires_at: str | None = None
-    undo: Undo | None = Field(default=None, description="The call that brings everything back.")
+    undo: Undo | None = Field(default=None, description="The call that brings back everything that went.")
     message: str
 
 
@@ -179,7 +179,11 @@ class RestoreOutcome(Lean):
 
 @dataclass
 class TrashPlan:
-    """What a trash request would do, as the person is shown it; ``digest`` binds an approval to exactly this."""
+    """What a trash request would do, as the person is shown it; ``digest`` binds an approval to exactly this.
+
+    ``files`` and ``folders`` are what the call sends to the media service: the ready items that no other ready
+    folder of the request holds (an item inside one goes with it). ``parts`` is what each of those takes along,
+    ``origins`` where each lived, and ``inside`` which of them holds each asked item that goes with another."""
 
     action: Literal["trash", "delete"]
     asked_files: list[str]
@@ -187,15 +191,11 @@ class TrashPlan:
     items: list[ItemResult]
     content: Content
     digest: str
-    origins: list[tuple[str, str, str]] = field(default_factory=list)
-
-    @property
-    def files(self) -> list[str]:
-        return [i.id for i in self.items if i.kind == "file" and i.status == "ready"]
-
-    @property
-    def folders(self) -> list[str]:
-        return [i.id for i in self.items if i.kind == "folder" and i.status == "ready"]
+    files: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
+    parts: dict[str, Content] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+    inside: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

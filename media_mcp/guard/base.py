@@ -191,9 +191,10 @@ class GuardBase:
         if self.scoped and root in ("TRASH_ROOT", "VISITOR_UPLOADS_ROOT"):
             raise GuardError(f"{root} is outside the folders this server may use")
 
-    async def origin(self, item_id: str) -> tuple[str, float] | None:
-        """Where an item in the trash came from and when it went, if this server (or its fleet) trashed it."""
-        found = self.store.origin(item_id)
+    async def origin(self, item_id: str) -> tuple[str, float, str | None] | None:
+        """Where an item in the trash came from, when it went and its fingerprint in the trash (`store.Origin`), if
+        this server (or its fleet) trashed it."""
+        found: tuple[str, float, str | None] | None = self.store.origin(item_id)
         if found is None and self.fleet is not None:
             with contextlib.suppress(FleetUnavailable):  # unknown for now: answered as for an item trashed elsewhere
                 found = await self.fleet.origin(item_id)

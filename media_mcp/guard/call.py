@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING
 from media_mcp import errors
 from media_mcp.guard.policy import GuardError
 from media_mcp.guard.text import clean
-from media_mcp.guard.views import SYSTEM_NAMES, FileView, FolderRef, FolderView, epoch_stamp, in_trash, stamp
+from media_mcp.guard.views import (
+    SYSTEM_NAMES,
+    FileView,
+    FolderRef,
+    FolderView,
+    epoch_stamp,
+    in_trash,
+    stamp,
+    trash_mark,
+)
 from media_mcp.wix import enums
 from media_mcp.wix.ids import plain_file_id
 
@@ -166,6 +175,12 @@ class Call:
             current, depth = folder.parent_folder_id, depth + 1
         return False
 
+    async def _binned(self, folder_id: str) -> bool:
+        folder = await self._folder(folder_id)
+        return folder is not None and (
+            folder.state == enums.State.DELETED or folder.parent_folder_id == enums.TRASH_ROOT_ID
+        )
+
     async def scope_tops(self) -> list[str]:
         """The scope's folders that lie inside no other of them: a walk over the whole scope starts at each once."""
         tops = []
@@ -176,11 +191,12 @@ class Call:
         return tops
 
     async def ref(self, folder_id: str | None) -> FolderRef:
-        """How answers name a folder (once per call: a page of files mostly shares a few folders). Under a scope only
-        a folder inside it has a name to give: any other is refused as missing, so no answer can name one (the
-        parent of an allowed folder included: callers that may meet one check `in_scope` first)."""
+        """How answers name a folder (once per call: a page of files mostly shares a few folders). Under a scope a
+        live folder outside it has no name to give: it is refused as missing, so no answer can name one (the parent
+        of an allowed folder included: callers that may meet one check `in_scope` first). A folder in the trash is
+        outside every scope by position; only the restore names one, for an item it proved was trashed from inside."""
         ident = folder_id or enums.MEDIA_ROOT_ID
-        if ident not in self._refs and not await self.in_scope(ident):
+        if ident not in self._refs and not await self.in_scope(ident) and not await self._binned(ident):
             raise self.guard.missing("folder", ident)
         if ident not in self._refs:
             folder = await self._named(ident)
@@ -208,10 +224,11 @@ class Call:
             current = await self._named(current.parent_folder_id)
         return "/".join(reversed(names)) if len(names) > 1 else None
 
-    async def trashed(self, item_id: str) -> tuple[FolderRef, str] | None:
-        """Where an item in the trash came from and when it went, if this server trashed it."""
-        origin = await self.guard.origin(item_id)
-        if origin is None:
+    async def trashed(self, item: m.FileDescriptor | m.Folder) -> tuple[FolderRef, str] | None:
+        """Where an item in the trash came from and when it went, if this server trashed it (and nobody has moved it
+        since: see `views.trash_mark`)."""
+        origin = await self.guard.origin(item.id)
+        if origin is None or origin[2] is not None and origin[2] != trash_mark(item):
             return None
         return await self.ref(origin[0]), epoch_stamp(origin[1])
 
@@ -258,7 +275,7 @@ class Call:
     async def file_view(self, file: m.FileDescriptor) -> FileView | None:
         if not await self.in_scope(file.parent_folder_id):
             return None
-        trashed = await self.trashed(file.id) if in_trash(file) else None
+        trashed = await self.trashed(file) if in_trash(file) else None
         return FileView.of(file, await self.ref(file.parent_folder_id), trashed)
 
     async def folder_view(self, folder: m.Folder) -> FolderView | None:
@@ -266,7 +283,7 @@ class Call:
             return None
         parent = await self.parent(folder)
         binned = folder.state == enums.State.DELETED or folder.parent_folder_id == enums.TRASH_ROOT_ID
-        trashed = await self.trashed(folder.id) if binned else None
+        trashed = await self.trashed(folder) if binned else None
         return FolderView(
             id=folder.id,
             name=clean(folder.display_name),

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spent_tokens (signature TEXT PRIMARY KEY, expires REAL NOT NULL);
@@ -24,10 +25,24 @@ CREATE TABLE IF NOT EXISTS trash_origins (
     item_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     origin TEXT NOT NULL,
-    trashed_at REAL NOT NULL
+    trashed_at REAL NOT NULL,
+    fingerprint TEXT
 );
 """
 KEY_FILE = "guard_key"
+
+
+class Origin(NamedTuple):
+    """Where an item this server trashed lived, when it went, and how the trash left it.
+
+    ``fingerprint`` is a digest of the item as read back from the trash right after the move (`views.trash_mark`):
+    while the trashed item still matches it, nobody has restored, renamed, moved or trashed it again since, so
+    ``folder`` is still where it came from. None when the move was never seen to land (or for a record kept by an
+    older version): then the origin proves nothing."""
+
+    folder: str
+    trashed_at: float
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,9 @@ class GuardStore:
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(SCHEMA)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(trash_origins)")}
+            if "fingerprint" not in columns:  # a store made before fingerprints: its origins stay unproven
+                self._conn.execute("ALTER TABLE trash_origins ADD COLUMN fingerprint TEXT")
 
     def claim_token(self, signature: str, expires: float) -> bool:
         """Mark a token spent; False if it already was (by this or another process)."""
@@ -103,22 +121,23 @@ class GuardStore:
         with self._lock:
             self._conn.execute("DELETE FROM spent_tokens WHERE signature = ?", (signature,))
 
-    def remember_origins(self, origins: Iterable[tuple[str, str, str]]) -> None:
-        """(item id, kind, the folder it was trashed from) for items just moved to the trash."""
+    def remember_origins(self, origins: Iterable[tuple[str, str, str, str | None]]) -> None:
+        """(item id, kind, the folder it was trashed from, its fingerprint in the trash) for items just trashed."""
         now = self._clock()
         with self._lock:
             self._conn.executemany(
-                "INSERT OR REPLACE INTO trash_origins (item_id, kind, origin, trashed_at) VALUES (?, ?, ?, ?)",
-                [(item, kind, origin, now) for item, kind, origin in origins],
+                "INSERT OR REPLACE INTO trash_origins (item_id, kind, origin, trashed_at, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(item, kind, origin, now, mark) for item, kind, origin, mark in origins],
             )
 
-    def origin(self, item_id: str) -> tuple[str, float] | None:
-        """Where an item was trashed from through this server, and when (epoch seconds)."""
+    def origin(self, item_id: str) -> Origin | None:
+        """Where an item was trashed from through this server, when (epoch seconds), and its fingerprint then."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT origin, trashed_at FROM trash_origins WHERE item_id = ?", (item_id,)
+                "SELECT origin, trashed_at, fingerprint FROM trash_origins WHERE item_id = ?", (item_id,)
             ).fetchone()
-        return (str(row[0]), float(row[1])) if row else None
+        return Origin(str(row[0]), float(row[1]), row[2]) if row else None
 
     def forget_origins(self, item_ids: Iterable[str]) -> None:
         with self._lock:

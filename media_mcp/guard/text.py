@@ -80,10 +80,10 @@ def visible(text: str, cap: int = 200) -> str:
     return _cap(_patterns().shown_escaped.sub(_escape, text), cap)
 
 
-def quoted(name: str) -> str:
+def quoted(name: str | None) -> str:
     """A name (already cleaned) inside the server's own sentences, written as a JSON string: no quote or backslash in
     it can close the quotation, so nothing in a name reads as the server's words."""
-    return json.dumps(name, ensure_ascii=False)
+    return json.dumps(name or "", ensure_ascii=False)
 
 
 def clean_labels(labels: list[str], cap: int = 50) -> list[str]:

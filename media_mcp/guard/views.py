@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field
 
 from media_mcp.guard.lean import Lean
+from media_mcp.guard.seal import digest
 from media_mcp.guard.text import clean, clean_labels
 from media_mcp.wix import enums
 
@@ -66,6 +67,16 @@ class FolderRef(Lean):
 
 def in_trash(file: m.FileDescriptor) -> bool:
     return file.state == enums.State.DELETED or file.parent_folder_id == enums.TRASH_ROOT_ID
+
+
+def trash_mark(item: m.FileDescriptor | m.Folder) -> str:
+    """A fingerprint of an item as the trash holds it: its name, where it sits and when it last changed.
+
+    Read back right after this server trashed the item, it is kept with the item's origin; a trashed item that no
+    longer matches was restored, renamed, moved or trashed again since (each changes its last-change time, on Wix
+    and in the embedded library), so that origin no longer says where it came from."""
+    updated = item.updated_date.isoformat() if item.updated_date else None
+    return digest([item.id, item.display_name, item.parent_folder_id, updated])
 
 
 def dimensions(file: m.FileDescriptor) -> tuple[int | None, int | None]:
@@ -197,7 +208,16 @@ class Page(Lean, Generic[T]):
 
 
 ItemStatus = Literal[
-    "ready", "done", "already_in_trash", "not_in_trash", "not_found", "refused", "changed", "cancelled"
+    "ready",
+    "done",
+    "already_in_trash",
+    "not_in_trash",
+    "not_found",
+    "refused",
+    "changed",
+    "cancelled",
+    "failed",
+    "unconfirmed",
 ]
 
 

@@ -550,7 +550,7 @@ async def test_restore_answers_per_item(make_server: MakeServer, mode: str, wix:
     assert mixed["status"] == "partly_done"
     back = next(i for i in mixed["items"] if i["id"] == binned)
     assert back["folder"] == {"id": album.folder, "name": "Old"}  # where it went, by name
-    assert "photo-1.png" in mixed["message"] and "'Old'" in mixed["message"]
+    assert "photo-1.png" in mixed["message"] and '"Old"' in mixed["message"]
     assert not await trashed(wix, binned)
 
 

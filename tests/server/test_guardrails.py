@@ -323,9 +323,9 @@ async def all_trashed(wix: WixMediaClient, v: Victims) -> bool:
 
 def assert_lists_items(text: str, v: Victims) -> None:
     """The concrete list a person must see: names, kinds, sizes and the count."""
-    for piece in ("'alpha.png'", "'beta.png'", "'gamma'", "69 bytes", "100 bytes", "2 file(s) and 1 folder(s)"):
+    for piece in ('"alpha.png"', '"beta.png"', '"gamma"', "69 bytes", "100 bytes", "2 file(s) and 1 folder(s)"):
         assert piece in text, (piece, text)
-    assert "file 'alpha.png'" in text and "folder 'gamma'" in text
+    assert 'file "alpha.png"' in text and 'folder "gamma"' in text
 
 
 @bounded
@@ -607,7 +607,7 @@ async def test_permanent_delete_asks_the_human_even_with_allow(
     async with Client(server, mode=mode, elicitation_callback=human) as client:
         args = {"file_ids": [victims.alpha], "permanent": True}
         assert data(await client.call_tool("move_to_trash", args))["status"] == "done"
-    assert len(human.messages) == 1 and "PERMANENTLY" in human.messages[0] and "'alpha.png'" in human.messages[0]
+    assert len(human.messages) == 1 and "PERMANENTLY" in human.messages[0] and '"alpha.png"' in human.messages[0]
     with pytest.raises(errors.NotFound):
         await wix.get_file(victims.alpha)
 
@@ -821,11 +821,14 @@ async def test_scope_restores_only_what_it_trashed(
     restored = data(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.in_file]}))
     assert [i["id"] for i in restored["items"] if i["kind"] == "file" and i["status"] == "done"] == [tree.in_file]
     assert (await wix.get_file(tree.in_file)).parent_folder_id == tree.inside
-    # trashed elsewhere (in the Media Manager, or by another tool): this server cannot vouch for where it was
+    # trashed elsewhere (in the Media Manager, or by another tool): this server cannot vouch for where it was, so it
+    # answers exactly as for an id that names nothing
     await wix.bulk_delete_files([tree.nested_file])
     elsewhere = data(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.nested_file]}))
-    (item,) = elsewhere["items"]
-    assert item == {"id": tree.nested_file, "kind": "file", "status": "not_found"}  # as for an id that is nowhere
+    missing = data(await scoped.call_tool("restore_from_trash", {"file_ids": ["no-such-file"]}))
+    same = json.dumps(missing).replace("no-such-file", "<id>")
+    assert json.dumps(elsewhere).replace(tree.nested_file, "<id>") == same
+    assert elsewhere["items"] == [{"id": tree.nested_file, "kind": "file", "status": "not_found"}]
     assert await trashed(wix, tree.nested_file)
     await wix.bulk_delete_files([tree.out_file])
     out_of_scope(await scoped.call_tool("restore_from_trash", {"file_ids": [tree.out_file]}))
@@ -1151,7 +1154,7 @@ async def test_hidden_characters_never_leave_by_any_path(
     assert invisible(question, allow="\n") == [] and not named & set(question)
     # what is left: the piece's printable ASCII (an escape sequence's letters), or one space for a blank glyph
     shown = " " if piece == "braille blank" else "".join(ch for ch in evil if ch.isascii() and ch.isprintable())
-    assert f"'Inv{shown}oices'" in question and f"'cat{shown}.png'" in question
+    assert f'"Inv{shown}oices"' in question and f'"cat{shown}.png"' in question
     (details,) = data(answers[0])["files"]
     names = (details["name"], details["labels"], details["folder"]["name"])
     assert names == (f"cat{shown}.png", [f"label{shown}".strip()], f"Inv{shown}oices")
@@ -1182,8 +1185,8 @@ async def test_names_come_back_cleaned_everywhere(
         assert {i["name"] for i in answer["items"]} == {EVIL_CLEAN, EVIL_CLEAN + ".png"}
     (question,) = human.messages
     assert invisible(question, allow="\n") == []
-    assert f"'{EVIL_CLEAN}.png'" in question and f"'{EVIL_CLEAN}'" in question
-    starts = ("- file '", "- folder '", "Inside the folders: '", "Check code: ")
+    assert f'"{EVIL_CLEAN}.png"' in question and f'"{EVIL_CLEAN}"' in question
+    starts = ('- file "', '- folder "', 'Inside the folders: "', "Check code: ")
     assert all(line.startswith(starts) for line in question.splitlines()[1:]), question
 
 
@@ -1202,6 +1205,7 @@ async def test_a_name_never_closes_its_quotation_in_the_servers_sentences(
             await client.call_tool("summarize_media", {"folder_id": folder}),
             await client.call_tool("update_file", {"file_id": file_id, "folder_id": folder}),
             await client.call_tool("preview_files", {"file_ids": [file_id]}),
+            await client.call_tool("move_to_trash", {"file_ids": [file_id], "folder_ids": [folder]}),
         ]
     quoted = [json.dumps(name, ensure_ascii=False) for name in (QUOTING + ".png", QUOTING)]
     for result in answers:

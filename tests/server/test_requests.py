@@ -271,7 +271,7 @@ async def test_trashed_items_say_where_they_came_from_and_when(
             assert table(page)[0]["name"] == "post.png"
             back = await call(client, "restore_from_trash", {"file_ids": [post]})
             assert back["items"][0]["folder"] == {"id": folder, "name": "Blog"}
-            assert "to 'Blog'" in back["message"]
+            assert 'to "Blog"' in back["message"]
 
 
 # --- what the agent may upload, and a site summary ---------------------------------------------------
