@@ -231,6 +231,8 @@ def advice(exc: errors.MediaError, subject: str) -> GuardError:
     elif isinstance(exc, errors.InvalidRequest):
         where = f" in {exc.field!r}" if exc.field else ""
         text = f"the media service refused the request{where}{detail}. Fix the argument and call again"
+    elif isinstance(exc, errors.PermissionDenied) and exc.code == "READ_ONLY":
+        text = "this server is read-only: it cannot upload, move, rename, trash or restore anything"
     elif isinstance(exc, errors.PermissionDenied):
         text = f"the media service refused our credentials{detail}. The server's operator must check them"
     elif isinstance(exc, errors.Conflict):
