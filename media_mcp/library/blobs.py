@@ -1,7 +1,10 @@
 """File bytes on disk: streamed in, hashed on the way, fsynced and renamed before anyone sees them.
 
 A blob becomes visible only when its row commits (see `store`); until then it lives in
-``incoming/`` (cleared at start-up) or under a random name no row points to (swept at start-up).
+``incoming/`` (cleared at start-up) or under a random name no row points to. Bytes under ``blobs/`` are never
+deleted because no row lists them: a crash between a blob's rename and its row's commit looks exactly like a
+catalogue that was lost, emptied or restored from an older copy, so such blobs are set aside (`set_aside`), never
+removed; only a row's own blob goes (`discard`), once the row has gone.
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ HEAD_BYTES = 8192
 FLUSH_EVERY = 8 * BLOCK
 """An upload is written back to disk in the background every this many bytes, so its final fsync is short."""
 _datasync = getattr(os, "fdatasync", os.fsync)
+
+
+@dataclass
+class SetAside:
+    """What `BlobStore.set_aside` did: the paths it moved to, and what it could not move (path, reason)."""
+
+    into: Path
+    moved: list[str] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)
 
 
 class TooLarge(Exception):
@@ -129,18 +141,29 @@ class BlobStore:
         """Names of every file under ``blobs/``."""
         return {p.name for p in self.blobs.glob("*/*") if p.is_file()}
 
-    def sweep(self, owned: set[str]) -> list[str]:
-        """Remove every file under ``blobs/`` that is not the blob of a row; returns what went."""
-        removed = []
-        for path in self.blobs.glob("*/*"):
+    def set_aside(self, owned: set[str], into: Path) -> SetAside:
+        """Move every entry under ``blobs/`` that is not the blob of a row to ``into`` (same relative path).
+
+        Nothing is deleted: a rename within the data directory keeps the bytes, and an entry that cannot be moved
+        stays where it is (and is counted in `SetAside.kept`). ``into`` is created only when something moves.
+        """
+        result = SetAside(into)
+        for path in sorted(self.blobs.glob("*/*")):
             if path.name in owned and path == self.path_of(path.name):
                 continue
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(str(path.relative_to(self.blobs)))
-        return removed
+            target = into / path.relative_to(self.blobs)
+            try:
+                target.parent.mkdir(mode=OWNER_DIR, parents=True, exist_ok=True)
+                if target.exists() or target.is_symlink():  # never over anything already set aside
+                    raise FileExistsError(str(target))
+                os.rename(path, target)
+            except OSError as exc:
+                result.kept.append((str(path), str(exc)))
+                continue
+            result.moved.append(str(target))
+        if result.moved:
+            fsync_dir(into)
+        return result
 
     async def receive(self, chunks: AsyncIterator[bytes], max_bytes: int) -> Received:
         """Stream ``chunks`` to a temporary file.
@@ -244,7 +267,7 @@ class BlobStore:
         """Give a received file a permanent key too, leaving it where it is; durable once this returns.
 
         The caller removes ``received.path`` only after the file's row has committed, so a crash in
-        between loses nothing: the unowned blob is swept at start-up and the source is still there.
+        between loses nothing: the unlisted blob is set aside at start-up and the source is still there.
         """
         key = secrets.token_hex(16)
         target = self._shard(key)

@@ -120,6 +120,11 @@ class DataDir:
         return self.root / "resumable"
 
     @property
+    def quarantine(self) -> Path:
+        """Bytes the catalogue does not account for, set aside at start-up instead of deleted (see `blobs`)."""
+        return self.root / "quarantine"
+
+    @property
     def api_key_path(self) -> Path:
         return self.root / API_KEY_FILE
 
@@ -136,7 +141,7 @@ class DataDir:
         """Make every file and directory of the library here owner-only: database (and its -wal, -shm), keys, lock,
         blobs, uploads in flight. Other things a person may keep in the directory are not touched."""
         own = {API_KEY_FILE, SIGNING_KEY_FILE, PROOF_KEY_FILE, MEMBERS_FILE, OWNER_ONLY_MARK}
-        trees = {self.incoming.name, self.resumable.name}
+        trees = {self.incoming.name, self.resumable.name, self.quarantine.name}
         for entry in os.scandir(self.root):
             name = entry.name
             if name in trees and entry.is_dir(follow_symlinks=False):

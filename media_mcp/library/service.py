@@ -18,7 +18,7 @@ from urllib.parse import quote
 from media_mcp.library import assets
 from media_mcp.library.blobs import BlobStore, RunningHash
 from media_mcp.library.catalog import Catalog
-from media_mcp.library.datadir import DataDir
+from media_mcp.library.datadir import OWNER_DIR, DataDir
 from media_mcp.library.db import Database
 from media_mcp.library.outcomes import Outcomes
 from media_mcp.library.processor import ProcessingLimits, Processor, finished
@@ -160,7 +160,7 @@ class Library:
         )
 
     def _recover(self, *, alone: bool) -> None:
-        """Undo what a crash may have left: partial uploads, unowned blobs, dead claims.
+        """Undo what a crash may have left: partial uploads, unlisted blobs (set aside, never deleted), dead claims.
 
         Other processes may have the data directory open (``alone`` false): then what looks left over (a file in
         ``incoming/``, a blob whose row is not committed yet, a busy upload link, a pending import) may be their
@@ -168,10 +168,10 @@ class Library:
         alone.
         """
         now = self.clock()
+        aside = self.data.quarantine / _timestamp(now).strftime("%Y%m%dT%H%M%SZ")
         if alone:
-            self.blobs.clear_incoming()
-            for orphan in self.blobs.sweep(self.catalog.blob_keys()):
-                log.info("removed unowned blob %s", orphan)
+            self.blobs.clear_incoming()  # single-request uploads of processes that are gone: never stored files
+            self._set_aside_unlisted(aside)
         self.records.forget_stale(now, busy=alone)
         started_before = None if alone else now - self.settings.library_import_timeout_seconds - STALE_IMPORT_MARGIN
         if failed := self.catalog.fail_pending_imports(now, started_before):
@@ -185,13 +185,69 @@ class Library:
         self.records.drop_resumable(expired)
         if not alone:
             return
+        for upload_id in expired:  # their links are dead: nothing can resume them
+            self.part_path(upload_id).unlink(missing_ok=True)
         if lost := [i for i in self.records_ids() if not self.part_path(i).is_file()]:
             log.warning("%d resumable upload(s) lost their bytes and were forgotten", len(lost))
             self.records.drop_resumable(lost)
         live = set(self.records_ids())
+        link_life = self.settings.library_resumable_link_minutes * 60
+        kept = 0
         for part in self.data.resumable.iterdir():
-            if part.stem not in live:
-                part.unlink(missing_ok=True)
+            if part.stem in live:
+                continue
+            try:
+                if part.is_file() and part.stat().st_mtime < now - link_life:
+                    part.unlink()  # a partial upload no link can resume any more
+                    continue
+                target = aside / self.data.resumable.name / part.name
+                target.parent.mkdir(mode=OWNER_DIR, parents=True, exist_ok=True)
+                if not target.exists():
+                    part.rename(target)
+                    kept += 1
+            except OSError as exc:
+                log.warning("left %s in place: %s", part, exc)
+        if kept:
+            log.warning(
+                "%d resumable upload(s) the catalogue does not list, written to within their link's life, were "
+                "moved (not deleted) to %s",
+                kept,
+                aside / self.data.resumable.name,
+            )
+
+    def _set_aside_unlisted(self, aside: Path) -> None:
+        """Move blobs no row lists into the quarantine (``aside``), saying so loudly; never delete them.
+
+        Either a crash came between a blob's rename and its row's commit, or the catalogue lost track of files
+        (deleted, emptied, restored from an older copy): the bytes may be someone's only copy.
+        """
+        result = self.blobs.set_aside(self.catalog.blob_keys(), aside)
+        if result.moved:
+            with self.db.read() as conn:
+                listed = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+            hint = (
+                f"; the catalogue lists no files at all: if {self.data.database.name} was deleted, emptied or "
+                f"replaced, stop every media-mcp process using {self.data.root}, put the catalogue back, and move "
+                f"these back under {self.data.blobs} (keeping their two-letter folders)"
+                if listed == 0
+                else ""
+            )
+            log.warning(
+                "%d stored file(s) are not listed in the catalogue (%s) and were moved, not deleted, to %s%s",
+                len(result.moved),
+                self.data.database,
+                result.into,
+                hint,
+            )
+        if result.kept:
+            path, reason = result.kept[0]
+            log.warning(
+                "%d stored file(s) not listed in the catalogue could not be set aside and stay where they are "
+                "(first: %s: %s)",
+                len(result.kept),
+                path,
+                reason,
+            )
 
     def records_ids(self) -> list[str]:
         with self.db.read() as conn:
