@@ -263,8 +263,13 @@ class LocalBackend:
             self._thread.start()
 
     def _run(self) -> None:
+        from media_mcp.library.datadir import DataDirError
+
         try:
             self._open()
+        except DataDirError as exc:  # says all there is to say: one line, reported to the first tool call too
+            log.error("the embedded media library could not start: %s", exc)
+            self._failure = str(exc)
         except Exception as exc:  # reported to the first tool call, with detail in the log
             log.exception("the embedded media library could not start")
             self._failure = str(exc) or type(exc).__name__

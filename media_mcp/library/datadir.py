@@ -28,6 +28,26 @@ MARK_SLACK = 60.0
 log = logging.getLogger("media_mcp.library")
 
 
+class DataDirError(Exception):
+    """The data directory cannot be used (not a directory, not writable, a damaged database); says which and why."""
+
+    def __init__(self, root: Path, exc: BaseException) -> None:
+        super().__init__(f"cannot use data directory {root}: {reason(exc, root)}")
+
+
+def reason(exc: BaseException, root: Path) -> str:
+    """Why ``root`` cannot be used, in one line: the system's words, and the path they are about if another."""
+    if isinstance(exc, OSError) and exc.strerror:
+        filename = exc.filename
+        if isinstance(exc, (NotADirectoryError, FileExistsError)):
+            blocking = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+            if blocking is not None:
+                return f"{blocking} is a file, not a directory"
+        text = exc.strerror[0].lower() + exc.strerror[1:]
+        return text if filename in (None, str(root)) else f"{text}: {filename}"
+    return str(exc) or type(exc).__name__
+
+
 def restrict(path: str, mode: int) -> None:
     """Give ``path`` exactly ``mode`` (owner-only) if it has another; a symbolic link is left alone, never followed."""
     try:

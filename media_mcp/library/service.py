@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from urllib.parse import quote
 from media_mcp.library import assets
 from media_mcp.library.blobs import BlobStore, RunningHash
 from media_mcp.library.catalog import Catalog
-from media_mcp.library.datadir import OWNER_DIR, DataDir
+from media_mcp.library.datadir import OWNER_DIR, DataDir, DataDirError
 from media_mcp.library.db import Database
 from media_mcp.library.outcomes import Outcomes
 from media_mcp.library.processor import ProcessingLimits, Processor, finished
@@ -65,6 +66,15 @@ def _limits(settings: LibrarySettings) -> ProcessingLimits:
     if settings.library_processing_workers:
         limits = replace(limits, workers=settings.library_processing_workers)
     return limits
+
+
+@contextmanager
+def _unusable(data: DataDir) -> Iterator[None]:
+    """While opening: an error of the file system or of SQLite is the data directory's, said in one line."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise DataDirError(data.root, exc) from exc
 
 
 @dataclass
@@ -114,15 +124,19 @@ class Library:
     ) -> Iterator[Library]:
         """Open (creating on first use) the data directory; close everything on exit."""
         data = DataDir(Path(settings.data_dir).expanduser())
-        data.prepare()
-        membership = data.join()
+        with _unusable(data):
+            data.prepare()
+            membership = data.join()
         try:
-            db = Database(data.database)
+            with _unusable(data):
+                db = Database(data.database)
             try:
-                lib = cls._assemble(settings, data, db, clock, processing or _limits(settings))
+                with _unusable(data):
+                    lib = cls._assemble(settings, data, db, clock, processing or _limits(settings))
                 try:
-                    lib._recover(alone=membership.alone)
-                    membership.share()
+                    with _unusable(data):
+                        lib._recover(alone=membership.alone)
+                        membership.share()
                     yield lib
                 finally:
                     lib.processor.close()  # before the database: a worker's outcome is recorded or left PENDING
