@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -179,14 +179,56 @@ def _serve_stdio(settings: ServerSettings, library: LibrarySettings, backend: Ba
     command = run.client_command([sys.argv[0], *arguments], sys.executable)
     run.log_to_stderr(run.stdio_banner(backend.kind, library.data_dir, command, _environment()))
 
-    async def main() -> None:
-        try:
-            await mcp.run_stdio_async()
-        finally:
-            await backend.aclose()
-
-    anyio.run(main)
+    anyio.run(_until_stdin_closes_or_sigterm, mcp.run_stdio_async, backend.aclose)
     return 0
+
+
+async def _until_stdin_closes_or_sigterm(
+    serve: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]
+) -> None:
+    """Serve until stdin closes or a SIGTERM comes, then close the backend (bounded, see `LocalBackend.aclose`).
+
+    A host stops a server by closing its stdin, then (the MCP SDK's client 2 s later) SIGTERM: both end the same
+    way, with the library closed cleanly. After a SIGTERM with stdin still open the process ends right after that
+    close: the transport's reader blocks in a thread that no cancellation reaches.
+    """
+    import signal
+
+    import anyio
+
+    stop = anyio.Event()
+    served = anyio.Event()
+    signalled = False
+
+    async def serving() -> None:
+        try:
+            await serve()
+        finally:
+            served.set()
+            stop.set()
+
+    async def watching() -> None:
+        nonlocal signalled
+        try:
+            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    signalled = True
+                    stop.set()
+                    return
+        except NotImplementedError:  # no signal handlers on this event loop (Windows)
+            return
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(serving)
+        tasks.start_soon(watching)
+        await stop.wait()
+        with anyio.CancelScope(shield=True):
+            await close()
+        if signalled and not served.is_set():
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(0)
+        tasks.cancel_scope.cancel()
 
 
 def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: LibrarySettings, backend: Backend) -> int:

@@ -14,7 +14,7 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +23,7 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from media_mcp.library.datadir import OWNER_DIR, OWNER_FILE, fsync_dir
+from media_mcp.library.datadir import IDENT, OWNER_DIR, OWNER_FILE, fsync_dir
 
 BLOCK = 1024 * 1024
 """Bytes handed to a worker thread at a time. An upload passes the network's chunks on as a list, not joined: a
@@ -125,6 +125,9 @@ class BlobStore:
     def __init__(self, blobs: Path, incoming: Path) -> None:
         self.blobs = blobs
         self.incoming = incoming
+        self.owner = ""
+        """The ident of this process's membership (`datadir.Membership`): it names the uploads it receives, so
+        another process can tell those of a process that is gone (`clear_incoming_of`)."""
 
     def path_of(self, key: str) -> Path:
         # keys are minted here (hex), never taken from a request
@@ -136,6 +139,16 @@ class BlobStore:
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
                 leftover.unlink(missing_ok=True)
+
+    def clear_incoming_of(self, alive: Callable[[str], bool]) -> int:
+        """Remove the partial uploads of processes that are gone (``alive`` says no); how many went."""
+        gone = 0
+        for leftover in self.incoming.iterdir():
+            owner, dash, _ = leftover.name.partition("-")
+            if dash and IDENT.fullmatch(owner) and leftover.is_file() and not alive(owner):
+                leftover.unlink(missing_ok=True)
+                gone += 1
+        return gone
 
     def all_keys(self) -> set[str]:
         """Names of every file under ``blobs/``."""
@@ -171,7 +184,8 @@ class BlobStore:
         Writing, hashing and writeback (fdatasync every `FLUSH_EVERY` bytes) each run in their own worker
         thread, overlapping one another and the network: md5 alone is slower than the disk.
         """
-        path = self.incoming / secrets.token_hex(16)
+        name = secrets.token_hex(16)
+        path = self.incoming / (f"{self.owner}-{name}" if self.owner else name)
         fh = create_private(path)  # closed by _fsync_close or on error
         digest = hashlib.md5(usedforsecurity=False)
         size = 0

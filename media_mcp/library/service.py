@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -15,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+import anyio
 
 from media_mcp.library import assets
 from media_mcp.library.blobs import BlobStore, RunningHash
@@ -93,8 +97,56 @@ class Library:
     clock: Clock
     running: dict[str, RunningHash] = field(default_factory=dict)
     """Resumable uploads' hashes so far, by upload id (this process's memory only)."""
+    member: str = ""
+    """This process's ident among those sharing the data directory (`datadir.Membership`)."""
     jobs: set[asyncio.Task[None]] = field(default_factory=set)
     """Work a request started and the library finishes after answering (imports), on the loop that serves it."""
+
+    transfers: dict[anyio.CancelScope, asyncio.AbstractEventLoop] = field(default_factory=dict)
+    """Uploads receiving bytes, on the loops that serve them: `stop_transfers` ends them."""
+    stopping: bool = False
+    _transfers_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def transfer(self) -> Iterator[anyio.CancelScope]:
+        """A scope around an upload's bytes arriving, which `stop_transfers` cancels (see `cancelled_caught`)."""
+        scope = anyio.CancelScope()
+        loop = asyncio.get_running_loop()
+        with self._transfers_lock:
+            if self.stopping:
+                scope.cancel()
+            self.transfers[scope] = loop
+        try:
+            with scope:
+                yield scope
+        finally:
+            with self._transfers_lock:
+                self.transfers.pop(scope, None)
+
+    def stop_transfers(self) -> None:
+        """The library is stopping: end the uploads in flight now, from any thread (they answer 503 and free their
+        links), rather than wait for bytes that may take minutes; new ones end as they start."""
+        with self._transfers_lock:
+            self.stopping = True
+            running = list(self.transfers.items())
+        for scope, loop in running:
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nothing runs there any more
+                loop.call_soon_threadsafe(scope.cancel)
+
+    async def stop_jobs(self, within: float) -> None:
+        """Cancel the jobs (imports) running on this loop and wait, at most ``within`` seconds, for them to record
+        that they were cut short, while the database is still open; those of other loops are cancelled too."""
+        here = asyncio.get_running_loop()
+        mine = []
+        for task in list(self.jobs):
+            if task.get_loop() is here:
+                task.cancel()
+                mine.append(task)
+            else:
+                with contextlib.suppress(RuntimeError):
+                    task.get_loop().call_soon_threadsafe(task.cancel)
+        if mine:
+            await asyncio.wait(mine, timeout=within)
 
     def start_job(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``job`` on the serving event loop, beside the request that started it, not inside its answer.
@@ -133,6 +185,7 @@ class Library:
             try:
                 with _unusable(data):
                     lib = cls._assemble(settings, data, db, clock, processing or _limits(settings))
+                lib.member = lib.blobs.owner = membership.ident
                 try:
                     with _unusable(data):
                         lib._recover(alone=membership.alone)
@@ -186,6 +239,8 @@ class Library:
         if alone:
             self.blobs.clear_incoming()  # single-request uploads of processes that are gone: never stored files
             self._set_aside_unlisted(aside)
+        elif gone := self.blobs.clear_incoming_of(self.data.alive):
+            log.info("removed %d partial upload(s) of processes that are gone", gone)
         self.records.forget_stale(now, busy=alone)
         started_before = None if alone else now - self.settings.library_import_timeout_seconds - STALE_IMPORT_MARGIN
         if failed := self.catalog.fail_pending_imports(now, started_before):
