@@ -49,6 +49,10 @@ TAKEOVER_SECONDS = 1.0
 """How often a process that does not serve the library port tries to take it over."""
 PROOF_TIMEOUT = 3.0
 """Seconds the holder of the library port has to answer a challenge."""
+STOP_JOBS_SECONDS = 0.5
+"""How long a stop waits for cut-short imports to record that they failed."""
+GRACE_SECONDS = 1
+"""How long a stop lets the library port's other transfers (downloads) run on before they are cut."""
 PROOF_BODY_BYTES = 4096
 """The most of a challenge's answer read: anything longer is no proof."""
 
@@ -142,7 +146,7 @@ class LibraryPort:
                 log_level="warning",
                 lifespan="off",
                 server_header=False,
-                timeout_graceful_shutdown=3,
+                timeout_graceful_shutdown=GRACE_SECONDS,
             )
             self._server = uvicorn.Server(config)
             # the socket already listens: connections queue until uvicorn accepts them
@@ -263,8 +267,13 @@ class LocalBackend:
             self._thread.start()
 
     def _run(self) -> None:
+        from media_mcp.library.datadir import DataDirError
+
         try:
             self._open()
+        except DataDirError as exc:  # says all there is to say: one line, reported to the first tool call too
+            log.error("the embedded media library could not start: %s", exc)
+            self._failure = str(exc)
         except Exception as exc:  # reported to the first tool call, with detail in the log
             log.exception("the embedded media library could not start")
             self._failure = str(exc) or type(exc).__name__
@@ -315,8 +324,14 @@ class LocalBackend:
         return WixMediaClient(port.base_url, auth, http=self._http)
 
     async def aclose(self) -> None:
+        """Stop, well within the 2 s a host gives between closing stdin and SIGTERM: uploads in flight are ended
+        (they answer 503 and their links work again), imports are cut short and marked FAILED, and only then does
+        the library close its database."""
         if self._thread is not None:
             await anyio.to_thread.run_sync(self._ready.wait, READY_TIMEOUT)
+        if self._library is not None:
+            self._library.stop_transfers()
+            await self._library.stop_jobs(STOP_JOBS_SECONDS)
         if self._client is not None:
             await self._client.aclose()
         if self._http is not None:

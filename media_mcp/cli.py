@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,7 @@ from media_mcp import __version__
 from media_mcp.settings import LibrarySettings, ServerSettings
 
 if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
     from pydantic import ValidationError
 
     from media_mcp.guard.backend import Backend
@@ -106,6 +107,7 @@ def _run_serve(args: argparse.Namespace, arguments: list[str]) -> int:
         return 2
     transport = getattr(args, "transport", None) or "stdio"
     try:
+        _usable_data_dir(library.data_dir.expanduser())
         if transport == "http":
             return _serve_http(args, settings, library, backend)
         return _serve_stdio(settings, library, backend, arguments)
@@ -122,6 +124,47 @@ def _described(exc: ValidationError) -> str:
     )
 
 
+def _usable_data_dir(path: Path) -> None:
+    """Refuse to start, in one line, on a data directory that cannot be created or written to.
+
+    Checked before anything opens a file there, so the reason is the directory's, not a traceback from whichever
+    part of the server touched it first. The library's own modules are not imported here: the handshake needs none.
+    """
+    import tempfile
+
+    from media_mcp.server.run import StartupError
+
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(path))
+        try:
+            with tempfile.TemporaryFile(dir=path):  # writable, here and now (a read-only mount, another owner)
+                pass
+        except OSError as exc:  # about the directory, not the probe's own name
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    except OSError as exc:
+        from media_mcp.library.datadir import reason
+
+        raise StartupError(f"cannot use data directory {path}: {reason(exc, path)}") from exc
+
+
+def _server_on(settings: ServerSettings, backend: Backend, data_dir: Path) -> MCPServer:
+    """`create_server`, whose guard keeps its state in ``data_dir``: a damaged file there is a `StartupError`."""
+    import sqlite3
+
+    from media_mcp.server.app import create_server
+    from media_mcp.server.run import StartupError
+
+    try:
+        return create_server(settings, backend, data_dir=data_dir)
+    except (OSError, sqlite3.Error) as exc:
+        from media_mcp.library.datadir import reason
+
+        what = f"the guard's database in it (guard.sqlite3): {exc}" if isinstance(exc, sqlite3.Error) else ""
+        raise StartupError(f"cannot use data directory {data_dir}: {what or reason(exc, data_dir)}") from exc
+
+
 def _environment() -> list[str]:
     """The names (never the values) of the settings this process takes from its environment."""
     return sorted(name for name in os.environ if name.startswith(("MEDIA_MCP_", "WIX_")))
@@ -131,20 +174,61 @@ def _serve_stdio(settings: ServerSettings, library: LibrarySettings, backend: Ba
     import anyio
 
     from media_mcp.server import run
-    from media_mcp.server.app import create_server
 
-    mcp = create_server(settings, backend, data_dir=library.data_dir.expanduser())
+    mcp = _server_on(settings, backend, library.data_dir.expanduser())
     command = run.client_command([sys.argv[0], *arguments], sys.executable)
     run.log_to_stderr(run.stdio_banner(backend.kind, library.data_dir, command, _environment()))
 
-    async def main() -> None:
-        try:
-            await mcp.run_stdio_async()
-        finally:
-            await backend.aclose()
-
-    anyio.run(main)
+    anyio.run(_until_stdin_closes_or_sigterm, mcp.run_stdio_async, backend.aclose)
     return 0
+
+
+async def _until_stdin_closes_or_sigterm(
+    serve: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]
+) -> None:
+    """Serve until stdin closes or a SIGTERM comes, then close the backend (bounded, see `LocalBackend.aclose`).
+
+    A host stops a server by closing its stdin, then (the MCP SDK's client 2 s later) SIGTERM: both end the same
+    way, with the library closed cleanly. After a SIGTERM with stdin still open the process ends right after that
+    close: the transport's reader blocks in a thread that no cancellation reaches.
+    """
+    import signal
+
+    import anyio
+
+    stop = anyio.Event()
+    served = anyio.Event()
+    signalled = False
+
+    async def serving() -> None:
+        try:
+            await serve()
+        finally:
+            served.set()
+            stop.set()
+
+    async def watching() -> None:
+        nonlocal signalled
+        try:
+            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    signalled = True
+                    stop.set()
+                    return
+        except NotImplementedError:  # no signal handlers on this event loop (Windows)
+            return
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(serving)
+        tasks.start_soon(watching)
+        await stop.wait()
+        with anyio.CancelScope(shield=True):
+            await close()
+        if signalled and not served.is_set():
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(0)
+        tasks.cancel_scope.cancel()
 
 
 def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: LibrarySettings, backend: Backend) -> int:
@@ -153,7 +237,6 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
     import uvicorn
 
     from media_mcp.server import run
-    from media_mcp.server.app import create_server
 
     host = getattr(args, "host", None) or "127.0.0.1"
     port = getattr(args, "port", None)
@@ -161,7 +244,7 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
     if not 0 <= port <= 65535:
         raise run.StartupError(f"--port {port} is not a TCP port (0-65535)")
     bind = run.parse_bind(host)
-    mcp = create_server(settings, backend, data_dir=library.data_dir.expanduser())
+    mcp = _server_on(settings, backend, library.data_dir.expanduser())
     allowed = getattr(args, "allowed_host", None) or []
     app = run.http_app(mcp, settings, host, bool(getattr(args, "stateless", False)), allowed, port=port)
     backend.start()
@@ -203,7 +286,9 @@ def _serve_http(args: argparse.Namespace, settings: ServerSettings, library: Lib
 def _run_library(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from media_mcp.library.datadir import DataDirError
     from media_mcp.library.server import PortInUse, serve
+    from media_mcp.server.run import StartupError
     from media_mcp.settings import LibrarySettings
 
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -224,10 +309,14 @@ def _run_library(args: argparse.Namespace) -> int:
         sys.stderr.write(f"media-mcp library: invalid setting: {_described(exc)}\n")
         return 2
     try:
+        _usable_data_dir(settings.data_dir.expanduser())
         serve(settings, args.tls_cert, args.tls_key)
     except PortInUse as exc:
         sys.stderr.write(f"media-mcp library: {exc}; choose another with --port or MEDIA_MCP_LIBRARY_PORT\n")
         return 1
+    except (StartupError, DataDirError) as exc:
+        sys.stderr.write(f"media-mcp library: {exc}\n")
+        return 2
     return 0
 
 

@@ -1,7 +1,10 @@
 """File bytes on disk: streamed in, hashed on the way, fsynced and renamed before anyone sees them.
 
 A blob becomes visible only when its row commits (see `store`); until then it lives in
-``incoming/`` (cleared at start-up) or under a random name no row points to (swept at start-up).
+``incoming/`` (cleared at start-up) or under a random name no row points to. Bytes under ``blobs/`` are never
+deleted because no row lists them: a crash between a blob's rename and its row's commit looks exactly like a
+catalogue that was lost, emptied or restored from an older copy, so such blobs are set aside (`set_aside`), never
+removed; only a row's own blob goes (`discard`), once the row has gone.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +23,7 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from media_mcp.library.datadir import OWNER_DIR, OWNER_FILE, fsync_dir
+from media_mcp.library.datadir import IDENT, OWNER_DIR, OWNER_FILE, fsync_dir
 
 BLOCK = 1024 * 1024
 """Bytes handed to a worker thread at a time. An upload passes the network's chunks on as a list, not joined: a
@@ -29,6 +32,15 @@ HEAD_BYTES = 8192
 FLUSH_EVERY = 8 * BLOCK
 """An upload is written back to disk in the background every this many bytes, so its final fsync is short."""
 _datasync = getattr(os, "fdatasync", os.fsync)
+
+
+@dataclass
+class SetAside:
+    """What `BlobStore.set_aside` did: the paths it moved to, and what it could not move (path, reason)."""
+
+    into: Path
+    moved: list[str] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)
 
 
 class TooLarge(Exception):
@@ -113,6 +125,9 @@ class BlobStore:
     def __init__(self, blobs: Path, incoming: Path) -> None:
         self.blobs = blobs
         self.incoming = incoming
+        self.owner = ""
+        """The ident of this process's membership (`datadir.Membership`): it names the uploads it receives, so
+        another process can tell those of a process that is gone (`clear_incoming_of`)."""
 
     def path_of(self, key: str) -> Path:
         # keys are minted here (hex), never taken from a request
@@ -125,22 +140,43 @@ class BlobStore:
             else:
                 leftover.unlink(missing_ok=True)
 
+    def clear_incoming_of(self, alive: Callable[[str], bool]) -> int:
+        """Remove the partial uploads of processes that are gone (``alive`` says no); how many went."""
+        gone = 0
+        for leftover in self.incoming.iterdir():
+            owner, dash, _ = leftover.name.partition("-")
+            if dash and IDENT.fullmatch(owner) and leftover.is_file() and not alive(owner):
+                leftover.unlink(missing_ok=True)
+                gone += 1
+        return gone
+
     def all_keys(self) -> set[str]:
         """Names of every file under ``blobs/``."""
         return {p.name for p in self.blobs.glob("*/*") if p.is_file()}
 
-    def sweep(self, owned: set[str]) -> list[str]:
-        """Remove every file under ``blobs/`` that is not the blob of a row; returns what went."""
-        removed = []
-        for path in self.blobs.glob("*/*"):
+    def set_aside(self, owned: set[str], into: Path) -> SetAside:
+        """Move every entry under ``blobs/`` that is not the blob of a row to ``into`` (same relative path).
+
+        Nothing is deleted: a rename within the data directory keeps the bytes, and an entry that cannot be moved
+        stays where it is (and is counted in `SetAside.kept`). ``into`` is created only when something moves.
+        """
+        result = SetAside(into)
+        for path in sorted(self.blobs.glob("*/*")):
             if path.name in owned and path == self.path_of(path.name):
                 continue
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(str(path.relative_to(self.blobs)))
-        return removed
+            target = into / path.relative_to(self.blobs)
+            try:
+                target.parent.mkdir(mode=OWNER_DIR, parents=True, exist_ok=True)
+                if target.exists() or target.is_symlink():  # never over anything already set aside
+                    raise FileExistsError(str(target))
+                os.rename(path, target)
+            except OSError as exc:
+                result.kept.append((str(path), str(exc)))
+                continue
+            result.moved.append(str(target))
+        if result.moved:
+            fsync_dir(into)
+        return result
 
     async def receive(self, chunks: AsyncIterator[bytes], max_bytes: int) -> Received:
         """Stream ``chunks`` to a temporary file.
@@ -148,7 +184,8 @@ class BlobStore:
         Writing, hashing and writeback (fdatasync every `FLUSH_EVERY` bytes) each run in their own worker
         thread, overlapping one another and the network: md5 alone is slower than the disk.
         """
-        path = self.incoming / secrets.token_hex(16)
+        name = secrets.token_hex(16)
+        path = self.incoming / (f"{self.owner}-{name}" if self.owner else name)
         fh = create_private(path)  # closed by _fsync_close or on error
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
@@ -244,7 +281,7 @@ class BlobStore:
         """Give a received file a permanent key too, leaving it where it is; durable once this returns.
 
         The caller removes ``received.path`` only after the file's row has committed, so a crash in
-        between loses nothing: the unowned blob is swept at start-up and the source is still there.
+        between loses nothing: the unlisted blob is set aside at start-up and the source is still there.
         """
         key = secrets.token_hex(16)
         target = self._shard(key)

@@ -44,6 +44,8 @@ class Catalog:
             columns = {r["name"] for r in conn.execute("PRAGMA table_info(files)")}
             if "processed" not in columns:
                 conn.execute("ALTER TABLE files ADD COLUMN processed TEXT")
+            if "holder" not in {r["name"] for r in conn.execute("PRAGMA table_info(upload_claims)")}:
+                conn.execute("ALTER TABLE upload_claims ADD COLUMN holder TEXT")
 
     # --- helpers that run inside a transaction --------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import stat
 import time
@@ -15,6 +16,8 @@ API_KEY_FILE = "api_key"
 SIGNING_KEY_FILE = "signing_key"
 PROOF_KEY_FILE = "proof_key"
 MEMBERS_FILE = "members.lock"
+IDENT = re.compile(r"[0-9a-f]{32}")
+"""A member's ident (see `Membership`)."""
 OWNER_FILE = 0o600
 OWNER_DIR = 0o700
 """Every file and directory the library keeps in its data directory is its owner's only."""
@@ -26,6 +29,26 @@ MARK_SLACK = 60.0
 """Seconds before the mark's time from which a changed shard is looked through again (clocks and file systems)."""
 
 log = logging.getLogger("media_mcp.library")
+
+
+class DataDirError(Exception):
+    """The data directory cannot be used (not a directory, not writable, a damaged database); says which and why."""
+
+    def __init__(self, root: Path, exc: BaseException) -> None:
+        super().__init__(f"cannot use data directory {root}: {reason(exc, root)}")
+
+
+def reason(exc: BaseException, root: Path) -> str:
+    """Why ``root`` cannot be used, in one line: the system's words, and the path they are about if another."""
+    if isinstance(exc, OSError) and exc.strerror:
+        filename = exc.filename
+        if isinstance(exc, (NotADirectoryError, FileExistsError)):
+            blocking = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+            if blocking is not None:
+                return f"{blocking} is a file, not a directory"
+        text = exc.strerror[0].lower() + exc.strerror[1:]
+        return text if filename in (None, str(root)) else f"{text}: {filename}"
+    return str(exc) or type(exc).__name__
 
 
 def restrict(path: str, mode: int) -> None:
@@ -77,11 +100,20 @@ class Membership:
     Every process that has the library open holds a shared lock. A process that could take the lock exclusively
     when it joined was alone: nobody else had anything in flight, so it may clean up what a crash left
     (`alone`), then it shares the lock like the others (`share`).
+
+    Each one also holds an exclusive lock on ``members/<ident>.lock`` of its own, for as long as it lives (the
+    system drops it when the process ends, however it ends): what it marks as its own work in flight (an upload
+    link in use, an import) carries ``ident``, and another process tells whether that work can still finish with
+    `DataDir.alive`. Unlike a process id, this holds across containers sharing the directory and is never reused.
     """
 
-    def __init__(self, handle: IO[bytes], alone: bool) -> None:
+    def __init__(
+        self, handle: IO[bytes], alone: bool, ident: str = "", own: tuple[IO[bytes], Path] | None = None
+    ) -> None:
         self._handle = handle
         self.alone = alone
+        self.ident = ident
+        self._own = own
 
     def share(self) -> None:
         """From now on others may join: turn an exclusive lock into a shared one."""
@@ -94,6 +126,10 @@ class Membership:
             self.alone = False
 
     def close(self) -> None:
+        if self._own is not None:
+            handle, path = self._own
+            path.unlink(missing_ok=True)
+            handle.close()
         self._handle.close()
 
 
@@ -120,12 +156,22 @@ class DataDir:
         return self.root / "resumable"
 
     @property
+    def members(self) -> Path:
+        """One lock file per process that has the library open (see `Membership`)."""
+        return self.root / "members"
+
+    @property
+    def quarantine(self) -> Path:
+        """Bytes the catalogue does not account for, set aside at start-up instead of deleted (see `blobs`)."""
+        return self.root / "quarantine"
+
+    @property
     def api_key_path(self) -> Path:
         return self.root / API_KEY_FILE
 
     def prepare(self) -> None:
         """Create the layout owner-only, and make owner-only what is already there (older versions left 0644)."""
-        for path in (self.root, self.blobs, self.incoming, self.resumable):
+        for path in (self.root, self.blobs, self.incoming, self.resumable, self.members):
             path.mkdir(mode=OWNER_DIR, parents=True, exist_ok=True)
         os.chmod(self.root, OWNER_DIR)
         # SQLite gives its -wal and -shm files the database's mode: so the database is created owner-only first
@@ -136,7 +182,7 @@ class DataDir:
         """Make every file and directory of the library here owner-only: database (and its -wal, -shm), keys, lock,
         blobs, uploads in flight. Other things a person may keep in the directory are not touched."""
         own = {API_KEY_FILE, SIGNING_KEY_FILE, PROOF_KEY_FILE, MEMBERS_FILE, OWNER_ONLY_MARK}
-        trees = {self.incoming.name, self.resumable.name}
+        trees = {self.incoming.name, self.resumable.name, self.quarantine.name, self.members.name}
         for entry in os.scandir(self.root):
             name = entry.name
             if name in trees and entry.is_dir(follow_symlinks=False):
@@ -229,11 +275,47 @@ class DataDir:
         try:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                alone = True
             except OSError:
                 # others have it open, or one is cleaning up alone: this waits for that one to finish
+                log.info("waiting for %s: another process is cleaning up this data directory", handle.name)
                 fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
-                return Membership(handle, alone=False)
+                alone = False
+            ident = secrets.token_hex(16)
+            own_path = self.members / f"{ident}.lock"
+            own = os.fdopen(os.open(own_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, OWNER_FILE), "a+b")
+            try:
+                fcntl.flock(own.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BaseException:
+                own.close()
+                raise
         except BaseException:
             handle.close()
             raise
-        return Membership(handle, alone=True)
+        return Membership(handle, alone=alone, ident=ident, own=(own, own_path))
+
+    def alive(self, ident: str | None) -> bool:
+        """Is the process that joined as ``ident`` still running? Unknown (no ident, no locks here): assumed so."""
+        if not ident:
+            return True
+        try:
+            import fcntl
+        except ImportError:
+            return True
+        if not IDENT.fullmatch(ident):
+            return True
+        path = self.members / f"{ident}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False  # removed by its process as it closed, or by a process that found it dead
+        except OSError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        path.unlink(missing_ok=True)
+        return False

@@ -91,7 +91,8 @@ CREATE TABLE IF NOT EXISTS upload_claims (
     jti TEXT PRIMARY KEY,
     status TEXT NOT NULL,            -- 'busy' | 'done'
     file_id TEXT,
-    expires REAL NOT NULL
+    expires REAL NOT NULL,
+    holder TEXT                      -- the member (`datadir.Membership`) whose request has it busy
 );
 
 CREATE TABLE IF NOT EXISTS upload_requests (

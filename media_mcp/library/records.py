@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +36,25 @@ class Records:
 
     # --- single-use upload tokens ----------------------------------------------------------
 
-    def claim(self, jti: str, expires: float) -> str | None:
-        """Claim an upload token for one request; None on success, else 'busy' or 'done'."""
+    def claim(
+        self, jti: str, expires: float, holder: str = "", alive: Callable[[str | None], bool] = lambda _: True
+    ) -> str | None:
+        """Claim an upload token for one request by ``holder``; None on success, else 'busy' or 'done'.
+
+        A link busy with a request of a process that is gone (``alive`` says no) is claimed again: that request
+        can never finish, and its link works again at once instead of when it expires.
+        """
         with self.db.tx() as conn:
-            row = conn.execute("SELECT status FROM upload_claims WHERE jti = ?", (jti,)).fetchone()
+            row = conn.execute("SELECT status, holder FROM upload_claims WHERE jti = ?", (jti,)).fetchone()
             if row is not None:
-                return str(row[0])
-            conn.execute("INSERT INTO upload_claims (jti, status, expires) VALUES (?, 'busy', ?)", (jti, expires))
+                if row["status"] == "busy" and row["holder"] and not alive(row["holder"]):
+                    conn.execute("UPDATE upload_claims SET holder = ? WHERE jti = ?", (holder or None, jti))
+                    return None
+                return str(row["status"])
+            conn.execute(
+                "INSERT INTO upload_claims (jti, status, expires, holder) VALUES (?, 'busy', ?, ?)",
+                (jti, expires, holder or None),
+            )
         return None
 
     def spent(self, jti: str) -> bool:

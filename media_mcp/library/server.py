@@ -42,26 +42,41 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _run_until_signalled(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
-    """Run uvicorn; a SIGINT or SIGTERM that stopped it ends here instead of killing the process.
+class _Announcing(uvicorn.Server):
+    """Says where it serves once it does, so whoever waits for the banner may stop it from then on."""
 
-    uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default action
-    would then kill the process (skipping the library's close) and SIGINT would surface as a
-    KeyboardInterrupt traceback. Both become a KeyboardInterrupt that is absorbed here.
+    def __init__(self, config: uvicorn.Config, banner: str) -> None:
+        super().__init__(config)
+        self._banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            sys.stderr.write(self._banner)
+            sys.stderr.flush()
+
+
+def serve(settings: LibrarySettings, tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
+    """Run the library until interrupted (Ctrl-C / SIGTERM stop it cleanly, from the first moment).
+
+    uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default action would then kill
+    the process (skipping the library's close) and SIGINT would surface as a KeyboardInterrupt traceback. Both
+    become a KeyboardInterrupt, absorbed here once everything is closed; one that comes while the library opens
+    closes what was opened the same way.
     """
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
-        server.run(sockets=sockets)
+        _serve(settings, tls_cert, tls_key)
     except KeyboardInterrupt:
         log.info("stopped by a signal")
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
+    log.info("library stopped")
 
 
-def serve(settings: LibrarySettings, tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
-    """Run the library until interrupted (Ctrl-C / SIGTERM stop it cleanly)."""
+def _serve(settings: LibrarySettings, tls_cert: Path | None, tls_key: Path | None) -> None:
     sock = listen(settings.library_host, settings.library_port)
     try:
         with Library.open(settings) as library:
@@ -70,13 +85,12 @@ def serve(settings: LibrarySettings, tls_cert: Path | None = None, tls_key: Path
             host = f"[{settings.library_host}]" if ":" in settings.library_host else settings.library_host
             base = f"{scheme}://{host}:{port}"
             key_source = "MEDIA_MCP_LIBRARY_API_KEY" if settings.library_api_key else str(library.data.api_key_path)
-            sys.stderr.write(
+            banner = (
                 f"media-mcp library: serving the Wix Media REST API at {base}/site-media/v1\n"
                 f"  data:    {library.data.root}\n"
                 f"  API key: {key_source} (send it as the Authorization header)\n"
                 "  stop:    Ctrl-C\n"
             )
-            sys.stderr.flush()
             config = uvicorn.Config(
                 create_app(library),
                 host=settings.library_host,
@@ -88,7 +102,6 @@ def serve(settings: LibrarySettings, tls_cert: Path | None = None, tls_key: Path
                 timeout_graceful_shutdown=5,
                 server_header=False,
             )
-            _run_until_signalled(uvicorn.Server(config), [sock])
+            _Announcing(config, banner).run(sockets=[sock])
     finally:
         sock.close()
-    log.info("library stopped")

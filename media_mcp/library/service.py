@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -15,10 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import anyio
+
 from media_mcp.library import assets
 from media_mcp.library.blobs import BlobStore, RunningHash
 from media_mcp.library.catalog import Catalog
-from media_mcp.library.datadir import DataDir
+from media_mcp.library.datadir import OWNER_DIR, DataDir, DataDirError
 from media_mcp.library.db import Database
 from media_mcp.library.outcomes import Outcomes
 from media_mcp.library.processor import ProcessingLimits, Processor, finished
@@ -67,6 +72,15 @@ def _limits(settings: LibrarySettings) -> ProcessingLimits:
     return limits
 
 
+@contextmanager
+def _unusable(data: DataDir) -> Iterator[None]:
+    """While opening: an error of the file system or of SQLite is the data directory's, said in one line."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise DataDirError(data.root, exc) from exc
+
+
 @dataclass
 class Library:
     settings: LibrarySettings
@@ -83,8 +97,56 @@ class Library:
     clock: Clock
     running: dict[str, RunningHash] = field(default_factory=dict)
     """Resumable uploads' hashes so far, by upload id (this process's memory only)."""
+    member: str = ""
+    """This process's ident among those sharing the data directory (`datadir.Membership`)."""
     jobs: set[asyncio.Task[None]] = field(default_factory=set)
     """Work a request started and the library finishes after answering (imports), on the loop that serves it."""
+
+    transfers: dict[anyio.CancelScope, asyncio.AbstractEventLoop] = field(default_factory=dict)
+    """Uploads receiving bytes, on the loops that serve them: `stop_transfers` ends them."""
+    stopping: bool = False
+    _transfers_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def transfer(self) -> Iterator[anyio.CancelScope]:
+        """A scope around an upload's bytes arriving, which `stop_transfers` cancels (see `cancelled_caught`)."""
+        scope = anyio.CancelScope()
+        loop = asyncio.get_running_loop()
+        with self._transfers_lock:
+            if self.stopping:
+                scope.cancel()
+            self.transfers[scope] = loop
+        try:
+            with scope:
+                yield scope
+        finally:
+            with self._transfers_lock:
+                self.transfers.pop(scope, None)
+
+    def stop_transfers(self) -> None:
+        """The library is stopping: end the uploads in flight now, from any thread (they answer 503 and free their
+        links), rather than wait for bytes that may take minutes; new ones end as they start."""
+        with self._transfers_lock:
+            self.stopping = True
+            running = list(self.transfers.items())
+        for scope, loop in running:
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nothing runs there any more
+                loop.call_soon_threadsafe(scope.cancel)
+
+    async def stop_jobs(self, within: float) -> None:
+        """Cancel the jobs (imports) running on this loop and wait, at most ``within`` seconds, for them to record
+        that they were cut short, while the database is still open; those of other loops are cancelled too."""
+        here = asyncio.get_running_loop()
+        mine = []
+        for task in list(self.jobs):
+            if task.get_loop() is here:
+                task.cancel()
+                mine.append(task)
+            else:
+                with contextlib.suppress(RuntimeError):
+                    task.get_loop().call_soon_threadsafe(task.cancel)
+        if mine:
+            await asyncio.wait(mine, timeout=within)
 
     def start_job(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``job`` on the serving event loop, beside the request that started it, not inside its answer.
@@ -114,15 +176,20 @@ class Library:
     ) -> Iterator[Library]:
         """Open (creating on first use) the data directory; close everything on exit."""
         data = DataDir(Path(settings.data_dir).expanduser())
-        data.prepare()
-        membership = data.join()
+        with _unusable(data):
+            data.prepare()
+            membership = data.join()
         try:
-            db = Database(data.database)
+            with _unusable(data):
+                db = Database(data.database)
             try:
-                lib = cls._assemble(settings, data, db, clock, processing or _limits(settings))
+                with _unusable(data):
+                    lib = cls._assemble(settings, data, db, clock, processing or _limits(settings))
+                lib.member = lib.blobs.owner = membership.ident
                 try:
-                    lib._recover(alone=membership.alone)
-                    membership.share()
+                    with _unusable(data):
+                        lib._recover(alone=membership.alone)
+                        membership.share()
                     yield lib
                 finally:
                     lib.processor.close()  # before the database: a worker's outcome is recorded or left PENDING
@@ -160,7 +227,7 @@ class Library:
         )
 
     def _recover(self, *, alone: bool) -> None:
-        """Undo what a crash may have left: partial uploads, unowned blobs, dead claims.
+        """Undo what a crash may have left: partial uploads, unlisted blobs (set aside, never deleted), dead claims.
 
         Other processes may have the data directory open (``alone`` false): then what looks left over (a file in
         ``incoming/``, a blob whose row is not committed yet, a busy upload link, a pending import) may be their
@@ -168,10 +235,12 @@ class Library:
         alone.
         """
         now = self.clock()
+        aside = self.data.quarantine / _timestamp(now).strftime("%Y%m%dT%H%M%SZ")
         if alone:
-            self.blobs.clear_incoming()
-            for orphan in self.blobs.sweep(self.catalog.blob_keys()):
-                log.info("removed unowned blob %s", orphan)
+            self.blobs.clear_incoming()  # single-request uploads of processes that are gone: never stored files
+            self._set_aside_unlisted(aside)
+        elif gone := self.blobs.clear_incoming_of(self.data.alive):
+            log.info("removed %d partial upload(s) of processes that are gone", gone)
         self.records.forget_stale(now, busy=alone)
         started_before = None if alone else now - self.settings.library_import_timeout_seconds - STALE_IMPORT_MARGIN
         if failed := self.catalog.fail_pending_imports(now, started_before):
@@ -185,13 +254,69 @@ class Library:
         self.records.drop_resumable(expired)
         if not alone:
             return
+        for upload_id in expired:  # their links are dead: nothing can resume them
+            self.part_path(upload_id).unlink(missing_ok=True)
         if lost := [i for i in self.records_ids() if not self.part_path(i).is_file()]:
             log.warning("%d resumable upload(s) lost their bytes and were forgotten", len(lost))
             self.records.drop_resumable(lost)
         live = set(self.records_ids())
+        link_life = self.settings.library_resumable_link_minutes * 60
+        kept = 0
         for part in self.data.resumable.iterdir():
-            if part.stem not in live:
-                part.unlink(missing_ok=True)
+            if part.stem in live:
+                continue
+            try:
+                if part.is_file() and part.stat().st_mtime < now - link_life:
+                    part.unlink()  # a partial upload no link can resume any more
+                    continue
+                target = aside / self.data.resumable.name / part.name
+                target.parent.mkdir(mode=OWNER_DIR, parents=True, exist_ok=True)
+                if not target.exists():
+                    part.rename(target)
+                    kept += 1
+            except OSError as exc:
+                log.warning("left %s in place: %s", part, exc)
+        if kept:
+            log.warning(
+                "%d resumable upload(s) the catalogue does not list, written to within their link's life, were "
+                "moved (not deleted) to %s",
+                kept,
+                aside / self.data.resumable.name,
+            )
+
+    def _set_aside_unlisted(self, aside: Path) -> None:
+        """Move blobs no row lists into the quarantine (``aside``), saying so loudly; never delete them.
+
+        Either a crash came between a blob's rename and its row's commit, or the catalogue lost track of files
+        (deleted, emptied, restored from an older copy): the bytes may be someone's only copy.
+        """
+        result = self.blobs.set_aside(self.catalog.blob_keys(), aside)
+        if result.moved:
+            with self.db.read() as conn:
+                listed = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+            hint = (
+                f"; the catalogue lists no files at all: if {self.data.database.name} was deleted, emptied or "
+                f"replaced, stop every media-mcp process using {self.data.root}, put the catalogue back, and move "
+                f"these back under {self.data.blobs} (keeping their two-letter folders)"
+                if listed == 0
+                else ""
+            )
+            log.warning(
+                "%d stored file(s) are not listed in the catalogue (%s) and were moved, not deleted, to %s%s",
+                len(result.moved),
+                self.data.database,
+                result.into,
+                hint,
+            )
+        if result.kept:
+            path, reason = result.kept[0]
+            log.warning(
+                "%d stored file(s) not listed in the catalogue could not be set aside and stay where they are "
+                "(first: %s: %s)",
+                len(result.kept),
+                path,
+                reason,
+            )
 
     def records_ids(self) -> list[str]:
         with self.db.read() as conn:

@@ -125,7 +125,8 @@ async def _upload_request(lib: Library, claims: dict[str, Any]) -> dict[str, Any
 
 async def _claim(lib: Library, claims: dict[str, Any]) -> str:
     jti = str(claims["jti"])
-    status = await in_thread(lib.records.claim, jti, float(claims.get("exp", lib.clock() + 86400)))
+    expires = float(claims.get("exp", lib.clock() + 86400))
+    status = await in_thread(lib.records.claim, jti, expires, lib.member, lib.data.alive)
     if status == "done":
         raise ApiError(429, "UPLOAD_TOKEN_ALREADY_USED", "this upload link was already used; generate a new one")
     if status == "busy":
@@ -229,7 +230,14 @@ async def put_upload(request: Request) -> Response:
     received: Received | None = None
     try:
         try:
-            received = await lib.blobs.receive(_body(request), limit)
+            with lib.transfer() as transfer:
+                received = await lib.blobs.receive(_body(request), limit)
+            if received is None or transfer.cancelled_caught:
+                raise ApiError(
+                    503,
+                    "LIBRARY_STOPPING",
+                    "the media library stopped while this upload arrived; send it again with the same link",
+                )
         except TooLarge as exc:
             raise ApiError(400, "FILE_SIZE_OVER_LIMIT", f"the upload is larger than allowed: {exc}") from exc
         except ClientDisconnect as exc:
@@ -416,11 +424,12 @@ async def tus_patch(request: Request) -> Response:
     try:
         fh = await anyio.to_thread.run_sync(_append_open, lib.part_path(record.id), offset)
         try:
-            async for chunk in request.stream():
-                if offset + len(chunk) > record.length:
-                    return _tus_error(400, "more bytes than Upload-Length")
-                await anyio.to_thread.run_sync(write, fh, chunk)
-                offset += len(chunk)
+            with lib.transfer():  # a stop ends the PATCH with what arrived: the client resumes from there
+                async for chunk in request.stream():
+                    if offset + len(chunk) > record.length:
+                        return _tus_error(400, "more bytes than Upload-Length")
+                    await anyio.to_thread.run_sync(write, fh, chunk)
+                    offset += len(chunk)
         except ClientDisconnect:
             log.info("resumable upload %s interrupted at %d bytes", record.id, offset)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import sqlite3
 import stat
@@ -117,7 +118,7 @@ async def test_old_api_key_works_and_a_new_app_rejects_others(settings: LibraryS
         assert wrong.status_code == 401
 
 
-async def test_crash_leftovers_are_swept_at_start(settings: LibrarySettings, clock: FakeClock) -> None:
+async def test_crash_leftovers_are_cleared_or_set_aside_at_start(settings: LibrarySettings, clock: FakeClock) -> None:
     async with running(settings, clock) as api:
         kept = await api.upload("kept.png", PNG_16x8, "image/png")
         data = api.library.data
@@ -130,13 +131,26 @@ async def test_crash_leftovers_are_swept_at_start(settings: LibrarySettings, clo
     (data.blobs / "ab").mkdir(exist_ok=True)
     unowned = data.blobs / "ab" / ("abcdef" + "0" * 26)
     unowned.write_bytes(PNG_16x8)
+    life = settings.library_resumable_link_minutes * 60
     stray_part = data.resumable / ("f" * 32 + ".part")
-    stray_part.write_bytes(b"a tus upload nobody knows")
+    stray_part.write_bytes(b"a tus upload nobody knows, untouched for longer than any link lives")
+    os.utime(stray_part, (clock() - life - 1, clock() - life - 1))
+    young_part = data.resumable / ("e" * 32 + ".part")
+    young = b"a tus upload nobody knows, written to within a link's life"
+    young_part.write_bytes(young)
+    os.utime(young_part, (clock() - 5, clock() - 5))
 
     async with running(settings, clock) as api:
         assert list(data.incoming.iterdir()) == []
-        assert not unowned.exists()
         assert not stray_part.exists()
+        # bytes the catalogue does not list are set aside, never deleted: they may be someone's only copy
+        assert not unowned.exists() and not young_part.exists()
+        aside = [p for p in data.quarantine.rglob("*") if p.is_file()]
+        assert sorted(p.relative_to(data.quarantine).parts[1:] for p in aside) == [
+            ("ab", unowned.name),
+            ("resumable", young_part.name),
+        ]
+        assert {p.read_bytes() for p in aside} == {PNG_16x8, young}
         assert {p.name for p in data.blobs.rglob("*") if p.is_file()} == owned
         found = await api.ok("POST", "/files/search", json={})
         assert [f["id"] for f in found["files"]] == [kept["id"]]
