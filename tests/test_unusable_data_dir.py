@@ -18,7 +18,14 @@ RUN_TIMEOUT = 60.0
 """Bound on one run of the command: it must give up long before, before reading any protocol message."""
 
 
-def run(tmp_path: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+READ_ONLY_MOUNT = [
+    "unshare", "-m", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
+]  # fmt: skip
+"""Runs a command in a mount namespace of its own where the directory given first is read-only: how a directory is
+made unwritable for root, whom file modes do not stop."""
+
+
+def run(tmp_path: Path, data_dir: Path, *args: str, read_only: bool = False) -> subprocess.CompletedProcess[str]:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {
@@ -27,8 +34,11 @@ def run(tmp_path: Path, data_dir: Path, *args: str) -> subprocess.CompletedProce
         "MEDIA_MCP_DATA_DIR": str(data_dir),
         "MEDIA_MCP_LIBRARY_PORT": "0",
     }
+    command = [sys.executable, "-m", "media_mcp", *args]
+    if read_only:
+        command = [*READ_ONLY_MOUNT, str(data_dir), *command]
     return subprocess.run(
-        [sys.executable, "-m", "media_mcp", *args],
+        command,
         env=env,
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
@@ -58,9 +68,14 @@ def damaged_guard_database(tmp_path: Path) -> tuple[Path, str]:
 
 
 def not_writable(tmp_path: Path) -> tuple[Path, str]:
-    if os.geteuid() == 0:
-        pytest.skip("root writes to a directory whatever its mode")
     path = tmp_path / "data"
+    if os.geteuid() == 0:  # modes do not stop root: the directory is mounted read-only for the run (see `run`)
+        path.mkdir(mode=0o700)
+        if subprocess.run([*READ_ONLY_MOUNT, str(path), "true"], capture_output=True, check=False).returncode != 0:
+            if os.environ.get("CI") == "true":
+                pytest.fail("CI runs as root and must be able to mount a directory read-only (unshare -m)")
+            pytest.skip("running as root without the right to make a mount namespace (unshare -m)")
+        return path, "read-only file system"
     path.mkdir(mode=0o500)
     return path, "permission denied"
 
@@ -85,14 +100,15 @@ def said_one_line(done: subprocess.CompletedProcess[str], prefix: str, path: Pat
 @pytest.mark.parametrize("transport", [[], ["--transport", "http", "--port", "0"]], ids=["stdio", "http"])
 def test_serve_refuses_an_unusable_data_directory(tmp_path: Path, case: str, transport: list[str]) -> None:
     path, why = CASES[case](tmp_path)
-    done = run(tmp_path, path, *transport)
+    done = run(tmp_path, path, *transport, read_only=case == "not writable" and os.geteuid() == 0)
     said_one_line(done, "media-mcp", path, why)
 
 
 @pytest.mark.parametrize("case", ["a file", "under a file", "not writable"])
 def test_the_library_command_refuses_an_unusable_data_directory(tmp_path: Path, case: str) -> None:
     path, why = CASES[case](tmp_path)
-    done = run(tmp_path, path, "library", "--data-dir", str(path), "--port", "0")
+    done = run(tmp_path, path, "library", "--data-dir", str(path), "--port", "0",
+               read_only=case == "not writable" and os.geteuid() == 0)  # fmt: skip
     said_one_line(done, "media-mcp library", path, why)
 
 
