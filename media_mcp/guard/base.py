@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 from pydantic import BaseModel, ValidationError
 
 from media_mcp import errors
@@ -61,12 +62,15 @@ class GuardBase:
         *,
         data_dir: Path | None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         fleet: Fleet | None = None,
     ) -> None:
         self.settings = settings
         self.kind = backend.kind
         self._backend = backend
         self._clock = clock
+        self._sleep = sleep
+        """How the guard waits (only for Wix to show a bulk move); tests pass one that does not."""
         self.allowed = frozenset(settings.allowed_folder_ids)
         self._private_dirs = [data_dir] if data_dir is not None else []
         """Never uploaded from, whatever the upload roots say: the data directory holds keys and the database."""

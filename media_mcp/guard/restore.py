@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-import anyio
-
 from media_mcp import errors
 from media_mcp.fleet import FleetUnavailable
 from media_mcp.guard import policy
@@ -186,7 +184,7 @@ class Restore(GuardBase):
             todo_folders = [i for i in todo_folders if not landed(seen[i]) and i not in skip]
             if not (todo_files or todo_folders) or not waits:
                 return seen
-            await anyio.sleep(waits.pop(0))
+            await self._sleep(waits.pop(0))
 
     # --- restore -----------------------------------------------------------------------------------------------
 

@@ -551,3 +551,59 @@ async def test_the_walk_is_bounded_for_the_whole_call(client: Client, halves: li
     assert f"more than {MAX_WALK_ITEMS} items in all" in text
     one = data(await client.call_tool("move_to_trash", {"folder_ids": halves[:1]}))
     assert one["status"] == "confirmation_required" and one["content"]["files"] == MAX_WALK_ITEMS // 2 + 1
+
+
+# --- on Wix, a bulk move may show late ------------------------------------------------------------------------
+
+
+class LateWix:
+    """Wix's files as the guard meets them after a bulk move: the move is accepted at once, but reads show the file
+    in the trash only from the ``shows_after``-th read that follows it (never, for None)."""
+
+    def __init__(self, shows_after: int | None) -> None:
+        self.shows_after = shows_after
+        self.reads_since_move: int | None = None
+
+    def file(self) -> dict[str, Any]:
+        landed = self.reads_since_move is not None and self.shows_after is not None
+        landed = landed and self.reads_since_move >= self.shows_after  # type: ignore[operator]
+        return {"id": "site_a.png", "displayName": "a.png", "parentFolderId": "trash-root" if landed else "media-root",
+                "mediaType": "IMAGE", "operationStatus": "READY", "sizeInBytes": "10",
+                "state": "DELETED" if landed else "OK", "updatedDate": "2027-01-15T08:00:00Z"}  # fmt: skip
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/site-media/v1")
+        if path == "/bulk/files/delete":
+            self.reads_since_move = 0
+            return httpx.Response(200, json={})
+        if path in ("/files/get-files", "/files/site_a.png"):
+            answer = self.file()
+            if self.reads_since_move is not None:
+                self.reads_since_move += 1
+            return httpx.Response(200, json={"files": [answer]} if path.endswith("get-files") else {"file": answer})
+        return httpx.Response(404, json={"message": f"not in this fake: {request.method} {path}"})
+
+
+@pytest.mark.parametrize(("shows_after", "status", "waits"), [(0, "done", []), (2, "done", [0.5, 1.0]),
+                                                              (None, "unconfirmed", [0.5, 1.0, 2.0])])  # fmt: skip
+async def test_on_wix_a_move_that_shows_late_is_read_again_within_a_bound(
+    tmp_path: Path, shows_after: int | None, status: str, waits: list[float]
+) -> None:
+    from media_mcp.guard import Guard
+
+    fake = LateWix(shows_after)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+    adapter = WixMediaClient("http://wix.test", ApiKeyAuth(SecretStr("key"), "site"), http=http)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    guard = Guard(ServerSettings(confirm="allow"), StaticBackend(adapter, "wix"), data_dir=tmp_path, sleep=sleep)
+    outcome = await guard.trash(["site_a.png"], [])
+    await http.aclose()
+    (item,) = outcome.items
+    assert (item.id, item.status) == ("site_a.png", status), outcome
+    assert slept == waits
+    if status == "unconfirmed":
+        assert outcome.status != "done" and "not show it in the trash yet" in (item.note or ""), outcome
