@@ -188,9 +188,15 @@ async def test_whether_a_page_has_a_cursor_says_nothing_of_outside_matches(
 async def test_a_recursive_listing_goes_on_after_its_folder_tree_shrank(
     client: Client, wix: WixMediaClient, tmp_path: Path
 ) -> None:
-    top = (await wix.create_folder("tree")).id
+    # the tree is walked in id order, and ids are random: a top whose id sorts low, then subfolders until one sorts
+    # after it (each try succeeds with odds of at least 3 in 4, so the bounds below are never reached)
+    top = "f"
+    for n in range(60):
+        top = (await wix.create_folder(f"tree-{n}")).id
+        if top < "c":
+            break
     subs: list[str] = []
-    for n in range(40):  # until a subfolder's id sorts after the top's: the tree is walked in id order
+    for n in range(60):
         subs.append((await wix.create_folder(f"branch-{n}", top)).id)
         if len(subs) > 1 and max(subs) > top:
             break
