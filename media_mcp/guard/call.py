@@ -228,8 +228,10 @@ class Call:
         """Where an item in the trash came from and when it went, if this server trashed it (and nobody has moved it
         since: see `views.trash_mark`)."""
         origin = await self.guard.origin(item.id)
-        if origin is None or origin[2] is not None and origin[2] != trash_mark(item):
-            return None
+        if origin is None or origin[2] != trash_mark(item) and (origin[2] is not None or self.guard.scoped):
+            return None  # changed since; or, under a scope, kept before marks were (it proves nothing)
+        if self.guard.scoped and not await self.in_scope(origin[0]):
+            return None  # a folder outside, or in the trash itself: not this server's to name
         return await self.ref(origin[0]), epoch_stamp(origin[1])
 
     # ids in

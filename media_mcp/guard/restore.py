@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -110,7 +111,8 @@ class Restore(GuardBase):
 
     async def _ancestors(self, op: Call, start: str | None) -> list[tuple[str, m.Folder | None]]:
         """The folders above an item from ``start`` (its parent, or where it was trashed from), nearest first. Through a
-        folder trashed on its own the line goes on where that folder came from, if this server trashed it."""
+        folder trashed on its own the line goes on where that folder came from, if this server trashed it. It ends at
+        the first of the scope's folders: what lies above one is not this server's to read or name."""
         chain: list[tuple[str, m.Folder | None]] = []
         current = start
         while current and current not in SYSTEM_NAMES and len(chain) < MAX_DEPTH:
@@ -118,7 +120,7 @@ class Restore(GuardBase):
                 break
             folder = await op.folder_or_none(current)
             chain.append((current, folder))
-            if folder is None:
+            if folder is None or current in self.allowed:
                 break
             if alone(folder):
                 origin = await self._origin_of(folder)
@@ -144,9 +146,8 @@ class Restore(GuardBase):
         when, under a scope, nothing proves it came from inside."""
         origin = await self._origin_of(item)
         chain = await self._ancestors(op, origin.folder if origin else None)
-        if self.scoped and (
-            origin is None or origin.fingerprint is None or not any(ident in self.allowed for ident, _ in chain)
-        ):
+        proven = origin is not None and origin.fingerprint is not None and _reaches_the_scope(chain, self.allowed)
+        if self.scoped and not proven:
             return None
         pending: list[str] = []
         for ident, folder in chain:
@@ -365,3 +366,13 @@ def _missing(kind: Kind, ident: str) -> ItemResult:
 
 def _refused(ask: _Ask, why: str) -> ItemResult:
     return ask.result.model_copy(update={"status": "refused", "note": why})
+
+
+def _reaches_the_scope(chain: list[tuple[str, m.Folder | None]], allowed: AbstractSet[str]) -> bool:
+    """Whether an item's way back (`Restore._ancestors`) ends in one of the scope's folders, live, through folders that
+    all still exist: only then does a restore put it back inside. A scope folder deleted for good, or in the trash
+    itself, proves nothing (the media service would put the item back elsewhere)."""
+    if not chain or any(folder is None for _, folder in chain):
+        return False
+    ident, top = chain[-1]
+    return ident in allowed and top is not None and not binned(top)

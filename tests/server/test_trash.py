@@ -322,6 +322,30 @@ async def test_an_origin_made_stale_elsewhere_restores_nothing(
     assert await parent_of_file(wix, report) == outside
 
 
+@pytest.mark.parametrize("then", ["outer-folder-trashed", "root-deleted-for-good", "root-trashed"])
+@bounded
+async def test_a_restore_under_a_scope_needs_the_way_back_to_end_in_a_live_scope_folder(
+    make_server: MakeServer, mode: str, wix: WixMediaClient, tmp_path: Path, clock: FakeClock, then: str
+) -> None:
+    """What happened above the scope's folder after the trash: the restore neither names what lies there nor puts the
+    file anywhere but back inside; it answers as for a missing id."""
+    outer = (await wix.create_folder("SECRET-outer")).id
+    home = (await wix.create_folder("home", outer)).id
+    x = await put(wix, tmp_path, "x.png", folder=home)
+    async with Client(make_server(allowed_folders=home, confirm="allow"), mode=mode) as client:
+        assert data(await client.call_tool("move_to_trash", {"file_ids": [x]}))["status"] == "done"
+        clock.advance(60)
+        if then == "outer-folder-trashed":  # elsewhere: the folder above the scope's, with the scope's inside it
+            await wix.bulk_delete_folders([outer])
+        else:
+            await wix.bulk_delete_folders([home], permanent=then == "root-deleted-for-good")
+        answer = await client.call_tool("restore_from_trash", {"file_ids": [x]})
+        missing = await client.call_tool("restore_from_trash", {"file_ids": ["no-such-file"]})
+    assert masked(answer, x) == masked(missing, "no-such-file")
+    assert "SECRET" not in text_of(answer) and outer not in text_of(answer)
+    assert await trashed(wix, x)
+
+
 @bounded
 async def test_an_origin_kept_before_fingerprints_proves_nothing(
     make_server: MakeServer, mode: str, wix: WixMediaClient, tmp_path: Path, server_dir: Path
@@ -347,6 +371,36 @@ async def test_an_origin_kept_before_fingerprints_proves_nothing(
         proven = data(await client.call_tool("restore_from_trash", {"file_ids": [fresh]}))
         assert proven["items"][0]["status"] == "done"
     assert await trashed(wix, old) and not await trashed(wix, fresh)
+
+
+@pytest.mark.parametrize("outside_trashed", [True, False], ids=["outside-in-trash", "outside-live"])
+@bounded
+async def test_an_unproven_origin_never_names_a_folder_outside(
+    make_server: MakeServer, mode: str, wix: WixMediaClient, tmp_path: Path, server_dir: Path, outside_trashed: bool
+) -> None:
+    """A record kept before fingerprints, pointing outside: a file inside a scope folder trashed elsewhere shows no
+    origin at all, rather than naming (or failing on) the outside folder."""
+    home = (await wix.create_folder("home")).id
+    secret = (await wix.create_folder("SECRET-Q")).id
+    x = await put(wix, tmp_path, "x.png", folder=home)
+    conn = sqlite3.connect(server_dir / "guard.sqlite3")
+    try:
+        conn.execute(
+            "CREATE TABLE trash_origins (item_id TEXT PRIMARY KEY, kind TEXT NOT NULL, origin TEXT NOT NULL,"
+            " trashed_at REAL NOT NULL)"
+        )
+        conn.execute("INSERT INTO trash_origins VALUES (?, 'file', ?, 0)", (x, secret))
+        conn.commit()
+    finally:
+        conn.close()
+    await wix.bulk_delete_folders([home])  # elsewhere: the scope's own folder goes to the trash, with the file
+    if outside_trashed:
+        await wix.bulk_delete_folders([secret])
+    async with Client(make_server(allowed_folders=home), mode=mode) as client:
+        answer = await client.call_tool("get_file", {"file_id": x})
+    assert not answer.is_error, text_of(answer)
+    assert "SECRET" not in text_of(answer) and secret not in text_of(answer)
+    assert "trashed_from" not in data(answer)["files"][0]
 
 
 # --- 5. outside items are answered as missing ones ------------------------------------------------------------
