@@ -125,6 +125,8 @@ class Trash(Restore):
                 results[kind, ident] = held.model_copy(update={"note": note})
         plan.items = list(results.values())
         plan.content = _total(plan.parts[i] for i in plan.files + plan.folders)
+        # the first names of what the folders hold: loose files have lines of their own, and would crowd them out
+        plan.content.names = _total(plan.parts[i] for i in plan.folders).names
         lines.sort(key=lambda line: (line[0], line[1]))
         shown = sorted((item.model_dump(mode="json") for item in plan.items), key=lambda i: (i["kind"], i["id"]))
         plan.digest = digest([lines, shown])  # the same set of ids, in any order, gives the same digest
@@ -237,7 +239,7 @@ class Trash(Restore):
                 flag = ", private" if item.private_files else ""
                 lines.append(f"- file {quoted(item.name)} ({size_text(item.size or 0)}{flag}; id {item.id}){also}")
         if c.names and c.folders:
-            more = c.files - len(c.names)
+            more = sum(plan.parts[i].files for i in plan.folders) - len(c.names)
             shown = ", ".join(quoted(n) for n in c.names)
             lines.append(f"Inside the folders: {shown}" + (f" and {more} more file(s)" if more > 0 else ""))
         for item in plan.items:
@@ -392,6 +394,7 @@ class Trash(Restore):
             )
         items = [_moved(item, plan, outcome, failed) for item in plan.items]
         c = _total(plan.parts[i] for i in done)
+        c.names = _total(plan.parts[i] for i in done if i in plan.folders).names  # as in the preview
         extra = {k: v for k, v in (("failed", sorted(failed)), ("unconfirmed", _ids(outcome, "unconfirmed"))) if v}
         self.audit.record(
             "move_to_trash", "done" if len(done) == len(tops) else "partly_done",

@@ -25,7 +25,7 @@ from media_mcp.guard.answers import (
 )
 from media_mcp.guard.base import GuardBase, clean_name, mime_of, size_text
 from media_mcp.guard.policy import GuardError
-from media_mcp.guard.text import clean_labels, visible
+from media_mcp.guard.text import clean_labels, quoted, visible
 from media_mcp.guard.views import FileView, epoch_stamp
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class Uploads(GuardBase):
             else:
                 done.append(FileBrief.of(view))
             sent += size
-        where = f" into '{done[0].folder.name}'" if done else ""
+        where = f" into {quoted(done[0].folder.name)}" if done else ""
         message = f"Uploaded {len(done)} file(s){where}, {size_text(sum(f.size or 0 for f in done))}."
         if failed:
             message += f" {len(failed)} failed (see failed)."

@@ -243,4 +243,6 @@ class Content(Lean):
     folders: int = 0
     bytes: int = 0
     private_files: int = 0
-    names: list[str] = Field(default_factory=list, description="The first names (user data), bounded.")
+    names: list[str] = Field(
+        default_factory=list, description="The first names of files inside the folders (user data), bounded."
+    )

@@ -322,6 +322,20 @@ async def test_an_origin_made_stale_elsewhere_restores_nothing(
     assert await parent_of_file(wix, report) == outside
 
 
+@bounded
+async def test_the_names_said_to_be_inside_the_folders_are_what_the_folders_hold(
+    make_server: MakeServer, mode: str, wix: WixMediaClient, tmp_path: Path
+) -> None:
+    box = (await wix.create_folder("box")).id
+    loose = [await put(wix, tmp_path, f"loose-{n:02}.png") for n in range(25)]  # more than the names shown
+    await put(wix, tmp_path, "in-box.png", folder=box)
+    async with Client(make_server(confirm="token"), mode=mode) as client:
+        preview = data(await client.call_tool("move_to_trash", {"file_ids": loose, "folder_ids": [box]}))
+    (line,) = [x for x in preview["message"].splitlines() if x.startswith("Inside the folders")]
+    assert line == 'Inside the folders: "in-box.png"', line  # each loose file has a line of its own
+    assert preview["content"]["files"] == 26
+
+
 @pytest.mark.parametrize("then", ["outer-folder-trashed", "root-deleted-for-good", "root-trashed"])
 @bounded
 async def test_a_restore_under_a_scope_needs_the_way_back_to_end_in_a_live_scope_folder(
