@@ -11,8 +11,9 @@ import mimetypes
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from pydantic import BaseModel, ValidationError
@@ -31,7 +32,13 @@ from media_mcp.guard.views import ItemResult, Page
 from media_mcp.settings import ServerSettings
 from media_mcp.wix import enums
 
-Raw = TypeVar("Raw")
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Raw = TypeVar("Raw", bound=_Identified)
 V = TypeVar("V", bound=BaseModel)
 
 MAX_SCAN_PAGES = 5
@@ -123,22 +130,24 @@ class GuardBase:
                 "call again"
             ) from None
 
-    def _open_cursor(self, cursor: str | None, kind: str, filters: dict[str, Any]) -> tuple[str | None, int]:
+    def _open_cursor(self, cursor: str | None, kind: str, filters: dict[str, Any]) -> _Position:
         if not cursor:
-            return None, 0
+            return _Position(None, 0, None, None, None)
         try:
             position = self._cursors.open(cursor, kind, filters, self._clock())
         except SealRefused as exc:
             raise GuardError(str(exc)) from None
         if (
             not isinstance(position, list)
-            or len(position) != 2
+            or len(position) != 5
             or not isinstance(position[0], str | None)
             or not isinstance(position[1], int)
             or position[1] < 0
+            or not all(isinstance(ident, str | None) for ident in position[2:4])
+            or not (isinstance(position[4], int) and 0 < position[4] <= SCOPED_BATCH)
         ):
             raise GuardError("the cursor is not one this server issued; drop the cursor to start a new search")
-        return position[0], position[1]
+        return _Position(*position)
 
     async def _page(
         self,
@@ -146,12 +155,13 @@ class GuardBase:
         filters: dict[str, Any],
         cursor: str | None,
         limit: int,
-        fetch: Callable[[str | None], Awaitable[tuple[list[Raw], str | None]]],
+        fetch: Callable[[str | None, int], Awaitable[tuple[list[Raw], str | None]]],
         admit: Callable[[Raw], Awaitable[V | None]],
     ) -> Page[V]:
         """Up to ``limit`` admitted items from the backend's pages, and a sealed cursor for exactly the rest.
 
-        The cursor is ``[backend cursor, index]``: the backend page to fetch again and where in it to resume. Under a
+        The cursor holds the backend page to fetch again (its cursor and size) and where in it to resume (`_Position`:
+        by the id of the row it points at, so rows that came or went since do not shift it). Under a
         folder scope a page has a cursor only if an admitted item follows, and the cursor points exactly at it: once
         the page is full the scan reads on, past the rows it holds back (outside the scope, or dropped by the
         search's own filter), to the next admitted item or to the end of the results (then no cursor). So whether a
@@ -165,31 +175,34 @@ class GuardBase:
         cursor to the next backend page without reading it (one backend request per page, not two); a search that
         filters rows itself may then end on an empty page.
         """
-        backend_cursor, skip = self._open_cursor(cursor, kind, filters)
+        at = self._open_cursor(cursor, kind, filters)
+        backend_cursor, batch = at.backend_cursor, at.batch or self._batch(limit)
         items: list[V] = []
-        for _ in range(MAX_SCAN_PAGES):
-            raw, following = await fetch(backend_cursor)
-            for index in range(skip, len(raw)):
+        last: str | None = at.after
+        for scanned in range(MAX_SCAN_PAGES):
+            raw, following = await fetch(backend_cursor, batch)
+            for index in range(at.resume_in(raw) if scanned == 0 else 0, len(raw)):
                 view = await admit(raw[index])
                 if view is None:
                     continue
                 if len(items) == limit:  # an admitted item follows the page: the cursor points at it
-                    return Page(items=items, next_cursor=self._seal(kind, filters, backend_cursor, index))
+                    cursor_at = [backend_cursor, index, raw[index].id, last, batch]
+                    return Page(items=items, next_cursor=self._seal(kind, filters, cursor_at))
                 items.append(view)
-            skip = 0
+                last = raw[index].id
             if not following:
                 return Page(items=items, next_cursor=None)
-            backend_cursor = following
+            backend_cursor, batch = following, self._batch(limit)
             if len(items) == limit and not self.scoped:
                 break
-        return Page(items=items, next_cursor=self._seal(kind, filters, backend_cursor, 0))
+        return Page(items=items, next_cursor=self._seal(kind, filters, [backend_cursor, 0, None, last, batch]))
 
     def _batch(self, limit: int) -> int:
         """How many rows to ask the backend for at a time: `SCOPED_BATCH` under a scope, else the page's size."""
         return SCOPED_BATCH if self.scoped else limit
 
-    def _seal(self, kind: str, filters: dict[str, Any], backend_cursor: str | None, skip: int) -> str:
-        return self._cursors.seal(kind, filters, [backend_cursor, skip], self._clock())
+    def _seal(self, kind: str, filters: dict[str, Any], position: list[Any]) -> str:
+        return self._cursors.seal(kind, filters, position, self._clock())
 
     def _refuse_hidden_root(self, root: str | None) -> None:
         if self.scoped and root in ("TRASH_ROOT", "VISITOR_UPLOADS_ROOT"):
@@ -242,3 +255,25 @@ def mime_of(name: str, given: str | None) -> str:
         return given.strip().lower()
     guessed, _ = mimetypes.guess_type(name, strict=False)
     return guessed or "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class _Position:
+    """Where a cursor resumes: the backend page to read again, and in it the row it points at (``anchor``, by id),
+    after the last row the agent was given (``after``), or at ``index``: ids first, so rows that came or went
+    earlier in the page since (an upload anywhere, a file trashed) neither skip nor repeat an item."""
+
+    backend_cursor: str | None
+    index: int
+    anchor: str | None
+    after: str | None
+    batch: int | None
+    """The rows asked of the backend for that page: it is asked for the same again, whatever the next call's limit."""
+
+    def resume_in(self, raw: Sequence[_Identified]) -> int:
+        ids = [row.id for row in raw]
+        if self.anchor is not None and self.anchor in ids:
+            return ids.index(self.anchor)
+        if self.after is not None and self.after in ids:
+            return ids.index(self.after) + 1
+        return min(self.index, len(raw))

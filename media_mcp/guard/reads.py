@@ -52,13 +52,12 @@ class Reads(GuardBase):
 
         self._refuse_hidden_root(root)
         filters = {"q": query, "p": parent_id, "r": root}
-        batch = self._batch(limit)
         async with self._op(f"folder {parent_id}" if parent_id else "the folder search") as op:
             if parent_id:
                 await op.folder(parent_id)
                 words = (query or "").casefold().split()
 
-                async def fetch(after: str | None) -> tuple[list[m.Folder], str | None]:
+                async def fetch(after: str | None, batch: int) -> tuple[list[m.Folder], str | None]:
                     paging = m.CursorPaging(limit=batch, cursor=after)
                     page = await op.client.list_folders(
                         msg.ListFoldersRequest(parent_folder_id=parent_id, paging=paging)
@@ -68,7 +67,7 @@ class Reads(GuardBase):
 
             else:
 
-                async def fetch(after: str | None) -> tuple[list[m.Folder], str | None]:
+                async def fetch(after: str | None, batch: int) -> tuple[list[m.Folder], str | None]:
                     request = msg.SearchFoldersRequest(
                         search=query or None,
                         root_folder=enums.RootFolder(root or "MEDIA_ROOT"),
@@ -105,7 +104,6 @@ class Reads(GuardBase):
         if sort_by or sort_order:
             order = enums.SortOrder.ASC if sort_order == "asc" else enums.SortOrder.DESC
             sort = m.Sorting(field_name=SORT_FIELDS[sort_by or "updated"], order=order)
-        batch = self._batch(limit)
         async with self._op(f"folder {folder_id}" if folder_id else "the search") as op:
             within: set[str] = set()
             if folder_id:
@@ -115,20 +113,22 @@ class Reads(GuardBase):
                     within |= {f.id for f in await self._subtree(op, folder_id)}
             listed = sorted(within)
 
-            async def list_files(parent: str | None, after: str | None) -> tuple[list[m.FileDescriptor], str | None]:
+            async def list_files(
+                parent: str | None, after: str | None, batch: int
+            ) -> tuple[list[m.FileDescriptor], str | None]:
                 page = await op.client.list_files(
                     msg.ListFilesRequest(parent_folder_id=parent, media_types=media_types, private=private, sort=sort,
                                          paging=m.CursorPaging(limit=batch, cursor=after))
                 )  # fmt: skip
                 return page.files, page.next_cursor.cursors.next or None
 
-            async def list_folder(after: str | None) -> tuple[list[m.FileDescriptor], str | None]:
+            async def list_folder(after: str | None, batch: int) -> tuple[list[m.FileDescriptor], str | None]:
                 """The folder's own files, or (recursive, no query) the files of each folder of the tree in turn."""
                 if not recursive:
-                    return await list_files(folder_id, after)
+                    return await list_files(folder_id, after, batch)
                 index, inner = _tree_cursor(after, listed)
                 while index < len(listed):
-                    files, following = await list_files(listed[index], inner)
+                    files, following = await list_files(listed[index], inner, batch)
                     if following:
                         return files, json.dumps([listed[index], following])
                     index, inner = index + 1, None
@@ -138,9 +138,10 @@ class Reads(GuardBase):
                         return files, json.dumps([listed[index], None])
                 return [], None  # the folder it had reached, and every one after it, left the tree
 
-            async def fetch(after: str | None) -> tuple[list[m.FileDescriptor], str | None]:
-                if folder_id and not query:
-                    return await list_folder(after)
+            async def fetch(after: str | None, batch: int) -> tuple[list[m.FileDescriptor], str | None]:
+                # a listing goes folder by folder: sorted across a tree, it is a search of the site kept to the tree
+                if folder_id and not query and not (recursive and sort is not None):
+                    return await list_folder(after, batch)
                 page = await op.client.search_files(
                     msg.SearchFilesRequest(search=query or None, root_folder=enums.RootFolder(root or "MEDIA_ROOT"),
                                            media_types=media_types, private=private, sort=sort,

@@ -22,7 +22,7 @@ from mcp import Client
 from media_mcp.guard.seal import MAX_CURSOR_CHARS
 from media_mcp.wix import messages as msg
 from media_mcp.wix.client import WixMediaClient
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, PNG_16x8
 from tests.server.conftest import MakeServer
 from tests.server.test_guardrails import bounded, data, put, wix
 
@@ -236,3 +236,63 @@ async def test_a_recursive_listing_goes_on_after_its_folder_tree_shrank(
     rest = [item for page in pages for item in listed(page)]
     assert not set(rest) & set(seen) and not set(rest) & set(files[last])
     assert set(seen + rest) == set(files[top]) | {seen[-1]}
+
+
+# --- pages while the site changes ----------------------------------------------------------------------------
+
+
+CHANGES = ["an-item-shown-is-trashed", "an-outside-item-before-goes", "an-upload-elsewhere", "a-smaller-limit"]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+@pytest.mark.parametrize("scoped", [True, False], ids=["scope", "no-scope"])
+@bounded
+async def test_a_change_between_pages_neither_skips_nor_repeats_an_item(
+    make_server: MakeServer, mode: str, wix: WixMediaClient, tmp_path: Path, clock: FakeClock, change: str,
+    scoped: bool,
+) -> None:  # fmt: skip
+    """The cursor resumes at the item it points at (by id), not at a row count the change has moved."""
+    top = (await wix.create_folder("top")).id
+    elsewhere = (await wix.create_folder("elsewhere")).id
+    early = await put(wix, tmp_path, "aaa-elsewhere.png", folder=elsewhere)  # sorts first by name
+    mine: dict[str, str] = {}
+    for name in ("b.png", "c.png", "d.png", "e.png", "f.png"):
+        clock.advance(1)
+        mine[name] = await put(wix, tmp_path, name, folder=top)
+    by_name = {"sort_by": "name", "sort_order": "asc"}
+    args: Json = {"limit": 2, **(by_name if change != "an-upload-elsewhere" else {})}  # else newest first
+    if not scoped:
+        args["folder_id"] = top
+        args["query"] = "png"  # a search over the site, kept to the folder: rows held back as under a scope
+    server = make_server(allowed_folders=top) if scoped else make_server()
+    async with Client(server, mode=mode) as client:
+        first = data(await client.call_tool("search_files", args))
+        if change == "an-item-shown-is-trashed":
+            await wix.bulk_delete_files([mine[listed_names(first)[0]]])
+        elif change == "an-outside-item-before-goes":
+            await wix.bulk_delete_files([early])
+        elif change == "an-upload-elsewhere":
+            clock.advance(1)
+            await put(wix, tmp_path, "newest-elsewhere.png", folder=elsewhere)
+        rest = await follow(client, "search_files", args | ({"limit": 1} if change == "a-smaller-limit" else {}),
+                            first["next_cursor"])  # fmt: skip
+    seen = listed_names(first) + [name for page in rest for name in listed_names(page)]
+    expected = sorted(mine) if by_name.items() <= args.items() else sorted(mine, reverse=True)
+    assert seen == expected, seen
+
+
+def listed_names(page: Json) -> list[str]:
+    return [row[1] for row in page["rows"]]
+
+
+@bounded
+async def test_a_recursive_listing_sorted_by_size_is_sorted_across_the_tree(
+    client: Client, wix: WixMediaClient, tmp_path: Path
+) -> None:
+    top = (await wix.create_folder("top")).id
+    deep = (await wix.create_folder("deep", (await wix.create_folder("mid", top)).id)).id
+    sizes = {"small.png": 10, "large.png": 5000, "medium.png": 300}
+    for (name, size), folder in zip(sizes.items(), (top, deep, top), strict=True):
+        await put(wix, tmp_path, name, folder=folder, content=PNG_16x8 + b"\x00" * size)  # a PNG with a tail
+    pages = await follow(client, "search_files", {"folder_id": top, "recursive": True, "sort_by": "size", "limit": 1})
+    assert [name for page in pages for name in listed_names(page)] == ["large.png", "medium.png", "small.png"]
