@@ -179,7 +179,7 @@ class Library:
         data = DataDir(Path(settings.data_dir).expanduser())
         with _unusable(data):
             data.prepare()
-            membership = data.join()
+            membership = data.join(settings.library_start_timeout_seconds)
         try:
             with _unusable(data):
                 db = Database(data.database)
