@@ -16,6 +16,8 @@ API_KEY_FILE = "api_key"
 SIGNING_KEY_FILE = "signing_key"
 PROOF_KEY_FILE = "proof_key"
 MEMBERS_FILE = "members.lock"
+SECRET_LEFTOVER = re.compile(r"\.(?:api_key|signing_key|proof_key)\.[0-9a-f]+\.tmp")
+"""A secret's temporary file (see `DataDir.secret`), which a crash while writing the secret leaves behind."""
 IDENT = re.compile(r"[0-9a-f]{32}")
 """A member's ident (see `Membership`)."""
 OWNER_FILE = 0o600
@@ -265,6 +267,20 @@ class DataDir:
         finally:
             tmp.unlink(missing_ok=True)
         return make.strip()
+
+    def clear_secret_leftovers(self) -> None:
+        """Remove the temporary files of secrets a crash left (`SECRET_LEFTOVER`); only for a process that is alone
+        (`Membership.alone`), since another may be writing one at this moment."""
+        removed = 0
+        for entry in os.scandir(self.root):
+            if SECRET_LEFTOVER.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        if removed:
+            log.info("removed %d temporary key file(s) left by a crash while writing a key", removed)
 
     def api_key(self) -> str:
         return self.secret(API_KEY_FILE, ("mml_" + secrets.token_urlsafe(32)).encode()).decode()

@@ -240,6 +240,7 @@ class Library:
         if alone:
             self.blobs.clear_incoming()  # single-request uploads of processes that are gone: never stored files
             self._set_aside_unlisted(aside)
+            self.data.clear_secret_leftovers()
         elif gone := self.blobs.clear_incoming_of(self.data.alive):
             log.info("removed %d partial upload(s) of processes that are gone", gone)
         self.records.forget_stale(now, busy=alone)

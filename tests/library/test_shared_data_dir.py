@@ -130,6 +130,26 @@ def test_what_a_crash_left_waits_for_a_process_that_starts_alone(settings: Libra
         assert not leftover.exists()
 
 
+async def test_half_written_key_files_go_at_a_start_alone_and_nothing_else(
+    settings: LibrarySettings, clock: FakeClock
+) -> None:
+    with Library.open(settings, clock=clock) as first:
+        root = first.data.root
+        leftovers = [root / f".{name}.{secrets.token_hex(8)}.tmp" for name in ("api_key", "signing_key", "proof_key")]
+        theirs = [root / ".api_key.notes.tmp", root / "api_key.0011.tmp", root / ".my_key.0011.tmp"]
+        for path in [*leftovers, *theirs]:
+            path.write_bytes(b"half a key")
+        with Library.open(settings, clock=clock) as second:
+            assert all(p.exists() for p in leftovers)  # the first one may be writing a key at this moment
+            async with in_process(second) as http:
+                assert (await Api(http, second, "asgi").call("GET", "/files")).status_code == 200
+        assert all(p.exists() for p in leftovers)
+    with Library.open(settings, clock=clock) as alone:
+        assert [p.name for p in leftovers if p.exists()] == []
+        assert [p.name for p in theirs if not p.exists()] == []  # not the library's: kept
+        assert (root / "api_key").read_text() == alone.api_key
+
+
 async def test_a_sibling_fails_only_imports_past_their_time_limit(tmp_path: Path, clock: FakeClock) -> None:
     settings = LibrarySettings(data_dir=tmp_path / "data", library_import_timeout_seconds=30)
     release = threading.Event()
