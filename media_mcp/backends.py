@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("media_mcp.backends")
 
 READY_TIMEOUT = 30.0
-"""Seconds the first tool call waits for the library to open."""
+"""Seconds the first tool call waits for the library to open; at least 5 more than a start waits for the data
+directory's lock (``library_start_timeout_seconds``), so a lock held too long is named, not a bare timeout."""
 TAKEOVER_SECONDS = 1.0
 """How often a process that does not serve the library port tries to take it over."""
 PROOF_TIMEOUT = 3.0
@@ -294,7 +295,8 @@ class LocalBackend:
         if self._client is not None:
             return self._client
         self.start()
-        ready = await anyio.to_thread.run_sync(self._ready.wait, READY_TIMEOUT)
+        patience = max(READY_TIMEOUT, self.settings.library_start_timeout_seconds + 5)
+        ready = await anyio.to_thread.run_sync(self._ready.wait, patience)
         if not ready or self._failure or self._library is None or self._port is None:
             reason = self._failure or "it did not start in time"
             raise LibraryUnavailable(f"the embedded media library is not available: {reason}", code="LIBRARY_DOWN")

@@ -66,6 +66,13 @@ class LibrarySettings(FromEnvironment):
         default=1440, ge=1, le=10080, description="Life of a resumable (tus) upload token."
     )
     library_import_timeout_seconds: float = Field(default=120.0, gt=0, description="Time budget of one import.")
+    library_start_timeout_seconds: float = Field(
+        default=25.0,
+        gt=0,
+        le=3600,
+        description="How long a start waits for another media-mcp process holding the data directory's members.lock "
+        "(one cleaning up after a crash) before it gives up, naming the lock.",
+    )
     library_search_budget_seconds: float = Field(
         default=2.0,
         gt=0,

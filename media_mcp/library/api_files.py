@@ -53,6 +53,7 @@ async def _get_row(lib: Library, raw_id: str) -> FileRow:
 async def get_file(request: Request) -> Response:
     lib = library(request)
     row = await _get_row(lib, request.query_params.get("fileId", ""))
+    (row,) = await importer.settle_stale(lib, [row])
     (file,) = await with_failures(lib, [lib.render_file(row, base_url(request))])
     return respond(msg.GetFileDescriptorResponse(file=file))
 
@@ -75,7 +76,8 @@ async def get_files(request: Request) -> Response:
     if missing := [i for i in ids if i not in rows]:
         raise ApiError(400, "RESOURCE_NOT_FOUND", f"file not found: {missing[0]!r}", data={"ids": missing})
     base = base_url(request)
-    files = await with_failures(lib, [lib.render_file(rows[i], base) for i in ids])
+    found = await importer.settle_stale(lib, [rows[i] for i in ids])
+    files = await with_failures(lib, [lib.render_file(row, base) for row in found])
     return respond(msg.GetFileDescriptorsResponse(files=files))
 
 
@@ -298,7 +300,7 @@ async def import_file(request: Request) -> Response:
     url = await guard.check_url(body.url)
     row = importer.pending_row(lib, body, url, parent)
     try:
-        row = await in_thread(lib.catalog.add_file, row, path)
+        row = await in_thread(lib.catalog.add_import, row, path, lib.member)
     except CatalogError as exc:
         raise catalog_error(exc) from exc
     descriptor = lib.render_file(row, base_url(request))
@@ -320,7 +322,7 @@ async def _files_page(request: Request, query: listing.Query, paging: m.CursorPa
     except SearchRefused as exc:
         raise listing.refused(exc) from exc
     base = base_url(request)
-    files = [lib.render_file(r, base) for r in rows[: page.limit]]
+    files = [lib.render_file(r, base) for r in await importer.settle_stale(lib, rows[: page.limit])]
     return respond(msg.FilesPage(files=files, next_cursor=listing.next_cursor(query, rows, page.limit)))
 
 

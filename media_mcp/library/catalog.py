@@ -23,6 +23,8 @@ MEDIA = "media"
 VISITOR = "visitor"
 OK = "OK"
 DELETED = "DELETED"
+_IMPORTING = "status = 'PENDING' AND blob IS NULL"
+"""A file whose import is still fetching its bytes (a pending file with bytes is being processed)."""
 
 
 class CatalogError(Exception):
@@ -131,24 +133,59 @@ class Catalog:
         )
         return folder_id
 
-    def complete_import(self, file_id: str, **values: Any) -> None:
-        """Fill in an imported file's content fields once its bytes are stored."""
+    def add_import(self, row: FileRow, file_path: Sequence[str], owner: str) -> FileRow:
+        """Insert a file whose bytes an import is fetching in the process that joined as ``owner``."""
+
+        def register(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO imports (file_id, owner, started) VALUES (?, ?, ?)",
+                (row.id, owner, row.created),
+            )
+
+        return self.add_file(row, file_path, also=register)
+
+    def complete_import(self, file_id: str, **values: Any) -> bool:
+        """Fill in an imported file's content fields once its bytes are stored; False if the import was no longer
+        pending (failed meanwhile, as a sibling may decide, or deleted), and nothing changed."""
         allowed = {"status", "hash", "size", "blob", "media_type", "mime_type", "width", "height", "updated"}
         assert set(values) <= allowed
         with self.db.tx() as conn:
             sets = ", ".join(f"{k} = ?" for k in values)
-            conn.execute(f"UPDATE files SET {sets} WHERE id = ?", (*values.values(), file_id))
+            done = conn.execute(
+                f"UPDATE files SET {sets} WHERE id = ? AND {_IMPORTING}", (*values.values(), file_id)
+            ).rowcount
+            conn.execute("DELETE FROM imports WHERE file_id = ?", (file_id,))
+            if not done:
+                return False
             row = conn.execute("SELECT seq, display_name, mime_type, labels FROM files WHERE id = ?", (file_id,))
             if found := row.fetchone():
                 text = search_text(found["display_name"], found["mime_type"], json.loads(found["labels"]))
                 conn.execute("UPDATE files_text SET body = ? WHERE rowid = ?", (text, found["seq"]))
+            return True
+
+    def fail_import(self, file_id: str, reason: str, now: float) -> bool:
+        """Mark a pending import FAILED for ``reason``; False if it was not pending any more (nothing changed)."""
+        with self.db.tx() as conn:
+            done = conn.execute(
+                f"UPDATE files SET status = 'FAILED', updated = ? WHERE id = ? AND {_IMPORTING}", (now, file_id)
+            ).rowcount
+            conn.execute("DELETE FROM imports WHERE file_id = ?", (file_id,))
+            if done:
+                conn.execute("INSERT OR REPLACE INTO failures (file_id, reason) VALUES (?, ?)", (file_id, reason))
+            return bool(done)
+
+    def pending_imports(self, file_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """The imports still fetching among ``file_ids``: who runs each (its member ident; empty if an older version
+        started it) and since when."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT f.id, coalesce(i.owner, ''), coalesce(i.started, f.created) FROM files f"
+                f" LEFT JOIN imports i ON i.file_id = f.id WHERE f.id IN ({IDS}) AND {_IMPORTING}",
+                (ids_param(file_ids),),
+            )
+            return {r[0]: (r[1], r[2]) for r in rows}
 
     # --- failures -----------------------------------------------------------------------------
-
-    def record_failure(self, file_id: str, reason: str) -> None:
-        """Why a file's import or processing failed, for its descriptor."""
-        with self.db.tx() as conn:
-            conn.execute("INSERT OR REPLACE INTO failures (file_id, reason) VALUES (?, ?)", (file_id, reason))
 
     def failures(self, file_ids: Sequence[str]) -> dict[str, str]:
         """The recorded reasons of the failed files among ``file_ids``."""
@@ -308,10 +345,12 @@ class Catalog:
                     *(() if started_before is None else (started_before,)),
                 ),
             )
-            return conn.execute(
+            failed = conn.execute(
                 f"UPDATE files SET status='FAILED', updated=? WHERE status='PENDING' AND blob IS NULL{since}",
                 (now,) if started_before is None else (now, started_before),
             ).rowcount
+            conn.execute(f"DELETE FROM imports WHERE file_id NOT IN (SELECT id FROM files WHERE {_IMPORTING})")
+            return failed
 
     # --- folders ----------------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ API_KEY_FILE = "api_key"
 SIGNING_KEY_FILE = "signing_key"
 PROOF_KEY_FILE = "proof_key"
 MEMBERS_FILE = "members.lock"
+SECRET_LEFTOVER = re.compile(r"\.(?:api_key|signing_key|proof_key)\.[0-9a-f]+\.tmp")
+"""A secret's temporary file (see `DataDir.secret`), which a crash while writing the secret leaves behind."""
 IDENT = re.compile(r"[0-9a-f]{32}")
 """A member's ident (see `Membership`)."""
 OWNER_FILE = 0o600
@@ -29,6 +31,22 @@ MARK_SLACK = 60.0
 """Seconds before the mark's time from which a changed shard is looked through again (clocks and file systems)."""
 
 log = logging.getLogger("media_mcp.library")
+
+
+LOCK_NOTICE_SECONDS = 1.0
+"""How long a start waits on ``members.lock`` before it says, at WARNING, what it waits for."""
+LOCK_POLL_SECONDS = 0.05
+"""How often a start waiting on ``members.lock`` tries it again."""
+
+
+class DataDirBusy(Exception):
+    """Another process held ``members.lock`` for longer than a start would wait."""
+
+    def __init__(self, path: Path, waited: float) -> None:
+        super().__init__(
+            f"waited {waited:.0f} s for {path}, which another media-mcp process on this data directory holds "
+            "(cleaning up after a crash, or stuck); stop that process, or start again once it is done"
+        )
 
 
 class DataDirError(Exception):
@@ -250,6 +268,20 @@ class DataDir:
             tmp.unlink(missing_ok=True)
         return make.strip()
 
+    def clear_secret_leftovers(self) -> None:
+        """Remove the temporary files of secrets a crash left (`SECRET_LEFTOVER`); only for a process that is alone
+        (`Membership.alone`), since another may be writing one at this moment."""
+        removed = 0
+        for entry in os.scandir(self.root):
+            if SECRET_LEFTOVER.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        if removed:
+            log.info("removed %d temporary key file(s) left by a crash while writing a key", removed)
+
     def api_key(self) -> str:
         return self.secret(API_KEY_FILE, ("mml_" + secrets.token_urlsafe(32)).encode()).decode()
 
@@ -260,11 +292,13 @@ class DataDir:
         """The key a process answers challenges with, proving it serves this directory (see `library.proof`)."""
         return self.secret(PROOF_KEY_FILE, secrets.token_hex(32).encode())
 
-    def join(self) -> Membership:
+    def join(self, wait: float = 25.0) -> Membership:
         """Join the processes that have this directory open; `Membership.alone` says whether there were none.
 
-        Where there are no advisory locks (Windows) a process never counts as alone, so it never removes what may
-        be another's work in flight.
+        A process holding ``members.lock`` exclusively (one cleaning up alone, or stuck) is waited for at most
+        ``wait`` seconds (`DataDirBusy` past them), and said at WARNING after `LOCK_NOTICE_SECONDS`. Where there are
+        no advisory locks (Windows) a process never counts as alone, so it never removes what may be another's work
+        in flight.
         """
         fd = os.open(self.root / MEMBERS_FILE, os.O_RDWR | os.O_CREAT | os.O_APPEND, OWNER_FILE)
         handle = os.fdopen(fd, "a+b")  # the handle is the lock
@@ -277,9 +311,8 @@ class DataDir:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 alone = True
             except OSError:
-                # others have it open, or one is cleaning up alone: this waits for that one to finish
-                log.info("waiting for %s: another process is cleaning up this data directory", handle.name)
-                fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+                # others have it open (shared: granted at once), or one is cleaning up alone: wait for that one
+                self._wait_shared(handle, wait)
                 alone = False
             ident = secrets.token_hex(16)
             own_path = self.members / f"{ident}.lock"
@@ -293,6 +326,32 @@ class DataDir:
             handle.close()
             raise
         return Membership(handle, alone=alone, ident=ident, own=(own, own_path))
+
+    def _wait_shared(self, handle: IO[bytes], wait: float) -> None:
+        """Take ``members.lock`` shared, waiting for an exclusive holder at most ``wait`` seconds; say so once."""
+        import fcntl
+
+        path = self.root / MEMBERS_FILE
+        started = time.monotonic()
+        said = False
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            waited = time.monotonic() - started
+            if waited >= wait:
+                raise DataDirError(self.root, DataDirBusy(path, waited))
+            if not said and waited >= LOCK_NOTICE_SECONDS:
+                log.warning(
+                    "waiting for %s: another media-mcp process on this data directory holds it (cleaning up after "
+                    "a crash, or stuck); giving up after %g s",
+                    path,
+                    wait,
+                )
+                said = True
+            time.sleep(min(LOCK_POLL_SECONDS, max(0.0, wait - waited)))
 
     def alive(self, ident: str | None) -> bool:
         """Is the process that joined as ``ident`` still running? Unknown (no ident, no locks here): assumed so."""

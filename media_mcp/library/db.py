@@ -87,6 +87,11 @@ CREATE TABLE IF NOT EXISTS assets (  -- what processing derived from a file: pre
 );
 
 CREATE TABLE IF NOT EXISTS failures (file_id TEXT PRIMARY KEY, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS imports (  -- imports being fetched: by which member (`datadir.Membership`), since when
+    file_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    started REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS upload_claims (
     jti TEXT PRIMARY KEY,
     status TEXT NOT NULL,            -- 'busy' | 'done'

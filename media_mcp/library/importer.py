@@ -150,6 +150,18 @@ def pending_row(lib: Library, body: msg.ImportFileRequest, url: httpx.URL, paren
     )
 
 
+async def settle_stale(lib: Library, rows: list[FileRow]) -> list[FileRow]:
+    """The rows, with imports that can no longer finish marked FAILED (see `Library.fail_stale_imports`).
+
+    Only rows of imports still fetching are looked at, so reading files costs nothing more when none is.
+    """
+    fetching = [r.id for r in rows if r.status == m.OperationStatus.PENDING and r.blob is None]
+    if not fetching or not (failed := await in_thread(lib.fail_stale_imports, fetching)):
+        return rows
+    fresh = await in_thread(lib.catalog.get_files, sorted(failed))
+    return [fresh.get(r.id, r) for r in rows]
+
+
 @dataclass
 class ImportJob:
     """Fetches one import in the background and completes (or fails) its file."""
@@ -188,11 +200,7 @@ class ImportJob:
 
     async def _fail(self, reason: str) -> None:
         try:
-            await in_thread(self.lib.catalog.record_failure, self.file_id, reason)
-            await in_thread(
-                self.lib.catalog.complete_import, self.file_id, status=m.OperationStatus.FAILED.value,
-                updated=self.lib.clock(),
-            )  # fmt: skip
+            await in_thread(self.lib.catalog.fail_import, self.file_id, reason, self.lib.clock())
         except Exception:  # the library is closing: a process opening it later marks the import failed
             log.exception("could not mark the import of %s failed", self.file_id)
 
@@ -257,7 +265,7 @@ class ImportJob:
         processed = needs_processing(found.media_type, found.mime_type)
         status = m.OperationStatus.PENDING if processed else m.OperationStatus.READY
         try:
-            await in_thread(
+            completed = await in_thread(
                 lib.catalog.complete_import,
                 self.file_id,
                 status=status.value,
@@ -273,5 +281,8 @@ class ImportJob:
         except BaseException:
             lib.blobs.discard(key)
             raise
+        if not completed:  # failed meanwhile (a sibling judged it stale) or deleted: the bytes are nobody's
+            lib.blobs.discard(key)
+            return
         if processed:
             lib.processor.submit(self.file_id)

@@ -10,7 +10,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -41,6 +41,7 @@ _EXT_RE = re.compile(r"^[a-z0-9]{1,8}$")
 
 STALE_IMPORT_MARGIN = 60.0
 """Seconds past its time limit after which a pending import is surely dead, whichever process ran it."""
+IMPORTER_GONE = "the process running the import stopped before it finished; import the file again"
 
 SYSTEM_FOLDER_NAMES = {
     m.MEDIA_ROOT_ID: "Site Files",
@@ -178,7 +179,7 @@ class Library:
         data = DataDir(Path(settings.data_dir).expanduser())
         with _unusable(data):
             data.prepare()
-            membership = data.join()
+            membership = data.join(settings.library_start_timeout_seconds)
         try:
             with _unusable(data):
                 db = Database(data.database)
@@ -239,6 +240,7 @@ class Library:
         if alone:
             self.blobs.clear_incoming()  # single-request uploads of processes that are gone: never stored files
             self._set_aside_unlisted(aside)
+            self.data.clear_secret_leftovers()
         elif gone := self.blobs.clear_incoming_of(self.data.alive):
             log.info("removed %d partial upload(s) of processes that are gone", gone)
         self.records.forget_stale(now, busy=alone)
@@ -317,6 +319,30 @@ class Library:
                 path,
                 reason,
             )
+
+    def fail_stale_imports(self, file_ids: Sequence[str]) -> set[str]:
+        """Mark FAILED the imports among ``file_ids`` that can no longer finish; return their ids.
+
+        One can no longer finish when the process running it is gone (its member lock is free: killed, crashed), or
+        when its time limit and `STALE_IMPORT_MARGIN` have passed, whichever process runs it. Others are left alone.
+        """
+        pending = self.catalog.pending_imports(file_ids)
+        if not pending:
+            return set()
+        now = self.clock()
+        limit = self.settings.library_import_timeout_seconds
+        failed = set()
+        for file_id, (owner, started) in pending.items():
+            if owner and owner != self.member and not self.data.alive(owner):
+                reason = IMPORTER_GONE
+            elif started < now - limit - STALE_IMPORT_MARGIN:
+                reason = f"the import did not finish within its time limit ({limit:g} s); import the file again"
+            else:
+                continue
+            if self.catalog.fail_import(file_id, reason, now):
+                log.warning("the import of %s can no longer finish and is marked FAILED: %s", file_id, reason)
+                failed.add(file_id)
+        return failed
 
     def records_ids(self) -> list[str]:
         with self.db.read() as conn:

@@ -7,7 +7,11 @@ a challenge with a proof that only a process of its data directory can give.
 
 from __future__ import annotations
 
+import queue
 import secrets
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from media_mcp.library import proof
 from media_mcp.library.app import create_app
-from media_mcp.library.service import STALE_IMPORT_MARGIN, Library
+from media_mcp.library.service import IMPORTER_GONE, STALE_IMPORT_MARGIN, Library
 from media_mcp.settings import LibrarySettings
 from tests.conftest import Api, FakeClock, LoopbackServer, PNG_16x8
 
@@ -126,6 +130,26 @@ def test_what_a_crash_left_waits_for_a_process_that_starts_alone(settings: Libra
         assert not leftover.exists()
 
 
+async def test_half_written_key_files_go_at_a_start_alone_and_nothing_else(
+    settings: LibrarySettings, clock: FakeClock
+) -> None:
+    with Library.open(settings, clock=clock) as first:
+        root = first.data.root
+        leftovers = [root / f".{name}.{secrets.token_hex(8)}.tmp" for name in ("api_key", "signing_key", "proof_key")]
+        theirs = [root / ".api_key.notes.tmp", root / "api_key.0011.tmp", root / ".my_key.0011.tmp"]
+        for path in [*leftovers, *theirs]:
+            path.write_bytes(b"half a key")
+        with Library.open(settings, clock=clock) as second:
+            assert all(p.exists() for p in leftovers)  # the first one may be writing a key at this moment
+            async with in_process(second) as http:
+                assert (await Api(http, second, "asgi").call("GET", "/files")).status_code == 200
+        assert all(p.exists() for p in leftovers)
+    with Library.open(settings, clock=clock) as alone:
+        assert [p.name for p in leftovers if p.exists()] == []
+        assert [p.name for p in theirs if not p.exists()] == []  # not the library's: kept
+        assert (root / "api_key").read_text() == alone.api_key
+
+
 async def test_a_sibling_fails_only_imports_past_their_time_limit(tmp_path: Path, clock: FakeClock) -> None:
     settings = LibrarySettings(data_dir=tmp_path / "data", library_import_timeout_seconds=30)
     release = threading.Event()
@@ -154,6 +178,114 @@ async def test_a_sibling_fails_only_imports_past_their_time_limit(tmp_path: Path
                     assert (await get_file(api, file_id))["operationStatus"] == "FAILED"
             finally:
                 release.set()
+
+
+IMPORTER = """
+import sys
+import anyio, anyio.to_thread, httpx
+from media_mcp.library.app import create_app
+from media_mcp.library.service import Library
+from media_mcp.settings import LibrarySettings
+
+async def never_answers(request):
+    await anyio.Event().wait()
+
+async def public(host, port):
+    return ["93.184.216.34"]
+
+async def main():
+    with Library.open(LibrarySettings(data_dir=sys.argv[1])) as lib:
+        app = create_app(lib, import_transport=httpx.MockTransport(never_answers), resolver=public)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://library.test") as http:
+            answer = await http.post(
+                "/site-media/v1/files/import",
+                json={"url": "http://public.example/pic.png"},
+                headers={"Authorization": lib.api_key},
+            )
+            print(answer.json()["file"]["id"], flush=True)
+            await anyio.to_thread.run_sync(sys.stdin.read)
+
+anyio.run(main)
+"""
+
+
+async def search_status(api: Api, file_id: str) -> object:
+    found = await api.ok("POST", "/files/search", json={"search": "pic"})
+    return {f["id"]: f["operationStatus"] for f in found["files"]}.get(file_id)
+
+
+async def test_an_import_whose_process_was_killed_fails_at_the_next_read_by_a_sibling(
+    settings: LibrarySettings,
+) -> None:
+    """Well within the import's time limit (both processes read the system clock), the owner's death is enough."""
+    with Library.open(settings) as sibling:
+        async with in_process(sibling) as http:
+            api = Api(http, sibling, "asgi")
+            importer = subprocess.Popen(
+                [sys.executable, "-c", IMPORTER, str(settings.data_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+            try:
+                said: queue.Queue[bytes] = queue.Queue()
+                out = importer.stdout
+                assert out is not None
+                threading.Thread(target=lambda: said.put(out.readline()), daemon=True).start()
+                file_id = said.get(timeout=WAIT).decode().strip()
+                assert file_id, "the importing process said no file id"
+                # its process is alive and fetching: the import may still finish
+                assert (await get_file(api, file_id))["operationStatus"] == "PENDING"
+                assert await search_status(api, file_id) == "PENDING"
+                importer.kill()
+                assert importer.wait(timeout=WAIT) == -signal.SIGKILL
+            finally:
+                if importer.poll() is None:
+                    importer.kill()
+                    importer.wait(timeout=WAIT)
+                for pipe in (importer.stdin, importer.stdout):
+                    if pipe is not None:
+                        pipe.close()
+            assert await search_status(api, file_id) == "FAILED"  # a listing notices it too
+            failed = await get_file(api, file_id)
+            assert (failed["operationStatus"], failed["failureReason"]) == ("FAILED", IMPORTER_GONE)
+            assert list(sibling.data.members.iterdir()) == [sibling.data.members / f"{sibling.member}.lock"]
+
+
+async def test_a_running_sibling_fails_an_import_past_its_time_limit_and_its_owner_keeps_nothing(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    settings = LibrarySettings(data_dir=tmp_path / "data", library_import_timeout_seconds=30)
+    fetching, release = anyio.Event(), anyio.Event()
+
+    async def stalled_web(request: httpx.Request) -> httpx.Response:
+        fetching.set()
+        await release.wait()
+        return httpx.Response(200, content=PNG_16x8, headers={"Content-Type": "image/png"})
+
+    async def public(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]
+
+    with Library.open(settings, clock=clock) as owner, Library.open(settings, clock=clock) as sibling:
+        app = create_app(owner, import_transport=httpx.MockTransport(stalled_web), resolver=public)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://library.test") as one,
+            in_process(sibling) as two,
+        ):
+            a, b = Api(one, owner, "asgi"), Api(two, sibling, "asgi")
+            with anyio.fail_after(WAIT):
+                started = await a.ok("POST", "/files/import", json={"url": "http://public.example/pic.png"})
+                file_id = started["file"]["id"]
+                await fetching.wait()
+                clock.advance(settings.library_import_timeout_seconds + STALE_IMPORT_MARGIN - 1)
+                assert (await get_file(b, file_id))["operationStatus"] == "PENDING"  # within the limit and margin
+                clock.advance(2)
+                failed = await get_file(b, file_id)
+                assert failed["operationStatus"] == "FAILED"
+                assert "did not finish within its time limit (30 s)" in str(failed["failureReason"])
+                release.set()  # the owner's fetch ends after all: too late, the file stays FAILED
+                await owner.settle()
+            again = await get_file(a, file_id)
+            assert (again["operationStatus"], again["failureReason"]) == ("FAILED", failed["failureReason"])
+            assert [p for p in owner.data.blobs.rglob("*") if p.is_file()] == []
 
 
 async def test_the_proof_holds_for_this_directory_and_address_only(
