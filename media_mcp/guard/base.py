@@ -157,6 +157,8 @@ class GuardBase:
         limit: int,
         fetch: Callable[[str | None, int], Awaitable[tuple[list[Raw], str | None]]],
         admit: Callable[[Raw], Awaitable[V | None]],
+        *,
+        sparse: bool = False,
     ) -> Page[V]:
         """Up to ``limit`` admitted items from the backend's pages, and a sealed cursor for exactly the rest.
 
@@ -176,7 +178,7 @@ class GuardBase:
         filters rows itself may then end on an empty page.
         """
         at = self._open_cursor(cursor, kind, filters)
-        backend_cursor, batch = at.backend_cursor, at.batch or self._batch(limit)
+        backend_cursor, batch = at.backend_cursor, at.batch or self._batch(limit, sparse)
         items: list[V] = []
         last: str | None = at.after
         for scanned in range(MAX_SCAN_PAGES):
@@ -192,14 +194,15 @@ class GuardBase:
                 last = raw[index].id
             if not following:
                 return Page(items=items, next_cursor=None)
-            backend_cursor, batch = following, self._batch(limit)
+            backend_cursor, batch = following, self._batch(limit, sparse)
             if len(items) == limit and not self.scoped:
                 break
         return Page(items=items, next_cursor=self._seal(kind, filters, [backend_cursor, 0, None, last, batch]))
 
-    def _batch(self, limit: int) -> int:
-        """How many rows to ask the backend for at a time: `SCOPED_BATCH` under a scope, else the page's size."""
-        return SCOPED_BATCH if self.scoped else limit
+    def _batch(self, limit: int, sparse: bool) -> int:
+        """How many rows to ask the backend for at a time: `SCOPED_BATCH` under a scope or where the search drops most
+        rows itself (``sparse``: words kept to a folder), else the page's size."""
+        return SCOPED_BATCH if self.scoped or sparse else limit
 
     def _seal(self, kind: str, filters: dict[str, Any], position: list[Any]) -> str:
         return self._cursors.seal(kind, filters, position, self._clock())

@@ -138,9 +138,12 @@ class Reads(GuardBase):
                         return files, json.dumps([listed[index], None])
                 return [], None  # the folder it had reached, and every one after it, left the tree
 
+            # a listing goes folder by folder; otherwise (words, or a tree sorted across) it is a search of the site
+            # kept to the folder or tree, whose rows the guard mostly drops: read a hundred at a time (`_batch`)
+            listing = bool(folder_id and not query and not (recursive and sort is not None))
+
             async def fetch(after: str | None, batch: int) -> tuple[list[m.FileDescriptor], str | None]:
-                # a listing goes folder by folder: sorted across a tree, it is a search of the site kept to the tree
-                if folder_id and not query and not (recursive and sort is not None):
+                if listing:
                     return await list_folder(after, batch)
                 page = await op.client.search_files(
                     msg.SearchFilesRequest(search=query or None, root_folder=enums.RootFolder(root or "MEDIA_ROOT"),
@@ -150,7 +153,8 @@ class Reads(GuardBase):
                 files = [f for f in page.files if not within or f.parent_folder_id in within]
                 return files, page.next_cursor.cursors.next or None
 
-            return await self._page("files", filters, cursor, limit, fetch, op.file_view)
+            sparse = bool(within) and not listing
+            return await self._page("files", filters, cursor, limit, fetch, op.file_view, sparse=sparse)
 
     async def _subtree(self, op: Call, top: str) -> list[m.Folder]:
         """Every folder under ``top`` (bounded by `MAX_WALK_ITEMS`)."""

@@ -296,3 +296,20 @@ async def test_a_recursive_listing_sorted_by_size_is_sorted_across_the_tree(
         await put(wix, tmp_path, name, folder=folder, content=PNG_16x8 + b"\x00" * size)  # a PNG with a tail
     pages = await follow(client, "search_files", {"folder_id": top, "recursive": True, "sort_by": "size", "limit": 1})
     assert [name for page in pages for name in listed_names(page)] == ["large.png", "medium.png", "small.png"]
+
+
+@bounded
+async def test_a_small_tree_sorted_across_a_large_site_comes_in_one_call(
+    client: Client, wix: WixMediaClient, tmp_path: Path
+) -> None:
+    """Sorted across a tree, a listing is a search of the site kept to the tree: the guard reads the site's rows a
+    hundred at a time, so a few files among hundreds still come in one call, not one page of empties after another."""
+    top = (await wix.create_folder("top")).id
+    deep = (await wix.create_folder("deep", top)).id
+    for n in range(240):
+        await put(wix, tmp_path, f"elsewhere-{n:03}.png")
+    for name, folder in (("one.png", top), ("two.png", deep)):
+        await put(wix, tmp_path, name, folder=folder)
+    page = data(await client.call_tool("search_files", {"folder_id": top, "recursive": True, "sort_by": "name",
+                                                        "sort_order": "asc", "limit": 20}))  # fmt: skip
+    assert listed_names(page) == ["one.png", "two.png"] and "next_cursor" not in page
