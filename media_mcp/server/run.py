@@ -289,7 +289,7 @@ class Front:
 
     def __init__(self, app: Any, token: str | None, hosts: AllowedHosts) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.token = token.encode() if token else None
         self.hosts = hosts
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -305,12 +305,20 @@ class Front:
             if refusal is not None:
                 await _json(send, *refusal)
                 return
-            sent = dict(headers).get(b"authorization", b"")
-            if self.expected is not None and not hmac.compare_digest(sent, self.expected):
+            if self.token is not None and not self._authorized(headers):
                 body = b'{"error":"unauthorized","error_description":"send Authorization: Bearer <token>"}'
                 await _json(send, 401, body, [(b"www-authenticate", b"Bearer")])
                 return
         await self.app(scope, receive, send)
+
+    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """Exactly one Authorization header, of the Bearer scheme (named in any case, as HTTP's schemes are), with the
+        token: two headers are refused, whatever each says, since a proxy in front may have read the other one."""
+        sent = [value for name, value in headers if name == b"authorization"]
+        if len(sent) != 1 or self.token is None:
+            return False
+        scheme, _, given = sent[0].strip().partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token)
 
     def _rebinding(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes] | None:
         """421 unless there is exactly one Host and it is allowed; 403 for an Origin that is not (absent is fine)."""

@@ -209,6 +209,13 @@ async def test_bearer_token_off_loopback(make_server: MakeServer, upload_root: P
                     )
                     assert refused.status_code == 401, wrong
                     assert TOKEN not in refused.text
+                both = [("Authorization", "Bearer nope"), ("Authorization", f"Bearer {TOKEN}")]
+                for pair in (both, both[::-1]):  # two headers are refused, in either order
+                    twice = [*JSON_RPC_HEADERS.items(), *pair]
+                    assert (await http.post("/mcp", headers=twice, json=INITIALIZE)).status_code == 401
+                lower = await http.post("/mcp", headers={**JSON_RPC_HEADERS, "Authorization": f"bearer {TOKEN}"},
+                                        json=INITIALIZE)  # fmt: skip
+                assert lower.status_code == 200, lower.text  # the scheme's name is case-insensitive
                 good = {**JSON_RPC_HEADERS, "Authorization": f"Bearer {TOKEN}"}
                 right = await http.post("/mcp", headers=good, json=INITIALIZE)
                 assert right.status_code == 200, right.text
