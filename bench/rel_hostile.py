@@ -2121,8 +2121,9 @@ INITIALIZE: dict[str, Any] = {
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "hostile", "version": "1"}},
 }  # fmt: skip
 BIND_TOKEN = "bind-bearer-" + "b" * 32
-WRONG_TOKENS = [None, "", f"Bearer {BIND_TOKEN[:-1]}", f"Bearer {BIND_TOKEN}x", f"bearer  {BIND_TOKEN}", BIND_TOKEN,
-                f"Basic {BIND_TOKEN}", "Bearer " + "x" * 5000]  # fmt: skip
+WRONG_TOKENS = [None, "", f"Bearer {BIND_TOKEN[:-1]}", f"Bearer {BIND_TOKEN}x", f"bearer  {BIND_TOKEN[:-1]}",
+                BIND_TOKEN, f"Basic {BIND_TOKEN}", "Bearer " + "x" * 5000]  # fmt: skip
+"""Each refused. The scheme's name in another case, or after two spaces, is no member: HTTP's rules accept both."""
 BINDS = ["127.0.0.2", "127.0.1.1", "::1"]
 """Binds the class serves on: two loopback addresses that are not the default (the token is required), and the
 IPv6 loopback (a default bind: no token) when the machine has it."""
