@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -155,3 +156,17 @@ PNG_16x8 = bytes.fromhex(
     "0000000c4944415478da6360181c00000088000174b839670000000049454e44ae426082"
 )
 """A real 16x8 PNG (black, 69 bytes): the library decodes the images it processes."""
+
+
+def cli_environment(tmp_path: Path, data_dir: Path, **settings: str) -> dict[str, str]:
+    """The environment a host gives ``python -m media_mcp`` in the CLI tests: a home of its own under ``tmp_path``,
+    the data directory, a free library port, and ``settings`` (variable names to values) on top."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(home),
+        "MEDIA_MCP_DATA_DIR": str(data_dir),
+        "MEDIA_MCP_LIBRARY_PORT": "0",
+        **settings,
+    }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from tests.conftest import cli_environment
 
 WAIT = 60.0
 """Bound on every wait below: start-up (SDK import, more without .pyc), the lock's wait and each answer."""
@@ -40,16 +41,8 @@ class Command:
     """``python -m media_mcp ...`` with its stderr read line by line as it comes."""
 
     def __init__(self, tmp_path: Path, data_dir: Path, *args: str, start_timeout: float) -> None:
-        home = tmp_path / "home"
-        home.mkdir(exist_ok=True)
-        env = {
-            "PATH": os.environ.get("PATH", os.defpath),
-            "HOME": str(home),
-            "MEDIA_MCP_DATA_DIR": str(data_dir),
-            "MEDIA_MCP_LIBRARY_PORT": "0",
-            "MEDIA_MCP_LIBRARY_START_TIMEOUT_SECONDS": str(start_timeout),
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = cli_environment(tmp_path, data_dir, MEDIA_MCP_LIBRARY_START_TIMEOUT_SECONDS=str(start_timeout),
+                              PYTHONUNBUFFERED="1")  # fmt: skip
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "media_mcp", *args],
             stdin=subprocess.PIPE,

@@ -7,7 +7,6 @@ SIGTERM, and the import it was running reads FAILED from a sibling process that 
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -25,7 +24,7 @@ import pytest
 from media_mcp.library.app import create_app
 from media_mcp.library.service import Library
 from media_mcp.settings import LibrarySettings
-from tests.conftest import Api
+from tests.conftest import Api, cli_environment
 
 pytestmark = pytest.mark.anyio
 
@@ -68,16 +67,7 @@ def stalled_source() -> Iterator[tuple[str, threading.Event]]:
 
 class Stdio:
     def __init__(self, tmp_path: Path, data_dir: Path, stderr: Any) -> None:
-        home = tmp_path / "home"
-        home.mkdir(exist_ok=True)
-        env = {
-            "PATH": os.environ.get("PATH", os.defpath),
-            "HOME": str(home),
-            "MEDIA_MCP_DATA_DIR": str(data_dir),
-            "MEDIA_MCP_LIBRARY_PORT": "0",
-            "MEDIA_MCP_LIBRARY_ALLOW_PRIVATE_IMPORTS": "true",
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = cli_environment(tmp_path, data_dir, MEDIA_MCP_LIBRARY_ALLOW_PRIVATE_IMPORTS="true", PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "media_mcp"],
             stdin=subprocess.PIPE,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import cli_environment
+
 RUN_TIMEOUT = 60.0
 """Bound on one run of the command: it must give up long before, before reading any protocol message."""
 
@@ -26,14 +28,7 @@ made unwritable for root, whom file modes do not stop."""
 
 
 def run(tmp_path: Path, data_dir: Path, *args: str, read_only: bool = False) -> subprocess.CompletedProcess[str]:
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env = {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": str(home),
-        "MEDIA_MCP_DATA_DIR": str(data_dir),
-        "MEDIA_MCP_LIBRARY_PORT": "0",
-    }
+    env = cli_environment(tmp_path, data_dir)
     command = [sys.executable, "-m", "media_mcp", *args]
     if read_only:
         command = [*READ_ONLY_MOUNT, str(data_dir), *command]
