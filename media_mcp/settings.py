@@ -179,6 +179,12 @@ class ServerSettings(FromEnvironment):
         default="",
         description="Comma-separated Host values HTTP accepts besides the bound address (name, name:port, name:*).",
     )
+    http_max_sessions: int = Field(
+        default=10_000, ge=1, le=100_000, description="Most MCP sessions open at once over HTTP; past it, 503."
+    )
+    http_session_idle_seconds: float = Field(
+        default=1800, ge=10, le=86_400, description="An HTTP session with no request for this long is closed."
+    )
 
     @field_validator("redis_url")
     @classmethod

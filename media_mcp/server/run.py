@@ -356,7 +356,13 @@ def http_app(
     configured = [*allowed_hosts, *(h for h in settings.http_allowed_hosts.split(",") if h.strip())]
     hosts = allowed_hosts_for(bind, port or None, configured)
     checked_in_front = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    app = mcp.streamable_http_app(stateless_http=stateless, transport_security=checked_in_front, host=bind.socket_host)
+    app = mcp.streamable_http_app(
+        stateless_http=stateless,
+        transport_security=checked_in_front,
+        host=bind.socket_host,
+        max_sessions=settings.http_max_sessions,
+        session_idle_timeout=settings.http_session_idle_seconds,
+    )
     return Front(app, token, hosts)
 
 

@@ -54,9 +54,11 @@ def serve(
     token: str | None = None,
     stateless: bool = False,
     allowed_hosts: list[str] | None = None,
+    **more: Any,
 ) -> Iterator[str]:
-    """The HTTP app as built for ``host``, served on 127.0.0.1; yields the base URL."""
-    settings = ServerSettings(http_token=SecretStr(token) if token else None)
+    """The HTTP app as built for ``host`` (with the HTTP settings in ``more``), served on 127.0.0.1; yields the base
+    URL."""
+    settings = ServerSettings(http_token=SecretStr(token) if token else None, **more)
     app = http_app(make_server(), settings, host, stateless, allowed_hosts or [])
     with LoopbackServer(app, lifespan="on") as server:
         yield server.url
@@ -228,6 +230,32 @@ async def test_bearer_token_off_loopback(make_server: MakeServer, upload_root: P
                 Client(streamable_http_client(f"{url}/mcp", http_client=authed), mode=mode) as client,
             ):
                 await use_tools(client, upload_root)
+
+
+async def test_sessions_past_the_limit_are_refused_and_the_open_ones_keep_working(make_server: MakeServer) -> None:
+    with serve(make_server, http_max_sessions=2) as url, anyio.fail_after(TIMEOUT):
+        async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
+            opened = [await http.post("/mcp", headers=JSON_RPC_HEADERS, json=INITIALIZE) for _ in range(2)]
+            assert [reply.status_code for reply in opened] == [200, 200]
+            sessions = [reply.headers["mcp-session-id"] for reply in opened]
+            full = await http.post("/mcp", headers=JSON_RPC_HEADERS, json=INITIALIZE)
+            assert full.status_code == 503
+            assert "mcp-session-id" not in full.headers
+
+            def of(session: str) -> dict[str, str]:
+                return {**JSON_RPC_HEADERS, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+
+            listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+            for session in sessions:
+                await http.post(
+                    "/mcp", headers=of(session), json={"jsonrpc": "2.0", "method": "notifications/initialized"}
+                )
+                listed = await http.post("/mcp", headers=of(session), json=listing)
+                assert listed.status_code == 200 and rpc_message(listed)["result"]["tools"], listed.text
+            ended = await http.delete("/mcp", headers=of(sessions[0]))
+            assert ended.status_code in (200, 204), ended.text
+            room = await http.post("/mcp", headers=JSON_RPC_HEADERS, json=INITIALIZE)
+            assert room.status_code == 200 and room.headers["mcp-session-id"] not in sessions
 
 
 async def test_stateless(make_server: MakeServer, upload_root: Path, mode: str) -> None:
