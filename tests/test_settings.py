@@ -97,3 +97,15 @@ def test_the_command_names_an_invalid_setting_but_never_its_value(tmp_path: Path
     assert "invalid setting: redis_url" in done.stderr
     assert "hunter2" not in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_the_readme_settings_table_names_every_setting() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    first_cells = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| `")]
+    table = {name.strip().strip("`") for cell in first_cells for name in cell.split(",")}
+    variables = {
+        (field.validation_alias if isinstance(field.validation_alias, str) else cls.env_prefix + name).upper()
+        for cls in (ServerSettings, LibrarySettings, WixSettings)
+        for name, field in cls.model_fields.items()
+    }
+    assert variables - table == set()
