@@ -10,7 +10,6 @@ faults on its chunks, and the loopback proxy the report uses injects every kind 
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,6 @@ async def quiet_rig(library: Library, tmp_path: Path, clock: FakeClock) -> Async
 
 @pytest.mark.slow
 async def test_two_thousand_mixed_calls_with_a_fifth_of_requests_faulted(rig: Rig) -> None:
-    started = time.perf_counter()
     mix = FaultMix(rig, SEED)
     with anyio.fail_after(MIX_BUDGET):
         await mix.seed()
@@ -77,7 +75,6 @@ async def test_two_thousand_mixed_calls_with_a_fifth_of_requests_faulted(rig: Ri
     assert 0 < report["outcome_unknown_done"] < ledger.writes_outcome_unknown, report
     # backoffs were asked for (and never waited for: the adapter's clock is virtual)
     assert rig.sleeps and 1.0 in rig.sleeps
-    assert time.perf_counter() - started < MIX_BUDGET
 
 
 # --- one fault kind at a time -------------------------------------------------------------------

@@ -436,9 +436,8 @@ async def test_megabyte_strings_and_ten_thousand_item_lists_are_refused_fast(env
                     big = [file_id] * 10_000
                 else:
                     continue
-                started = time.monotonic()
-                text = refused(await client.call_tool(tool.name, {**base, name: big}))
-                assert time.monotonic() - started < 10, (tool.name, name)
+                with anyio.fail_after(10):  # refused without working through the megabyte
+                    text = refused(await client.call_tool(tool.name, {**base, name: big}))
                 assert len(text) < 5000, (tool.name, name, len(text))  # the megabyte is not echoed back
             # at the bounds, in 4-byte characters: valid, so a clear answer either way (a URL cannot carry them all)
             for name, prop in props.items():
