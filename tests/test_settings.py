@@ -76,6 +76,25 @@ def test_an_invalid_variable_is_refused_by_field(monkeypatch: pytest.MonkeyPatch
         ServerSettings()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MEDIA_MCP_HTTP_MAX_SESSIONS", "0"),
+        ("MEDIA_MCP_HTTP_MAX_SESSIONS", "many"),
+        ("MEDIA_MCP_HTTP_SESSION_IDLE_SECONDS", "1"),
+        ("MEDIA_MCP_HTTP_SESSION_IDLE_SECONDS", "nan"),
+        ("MEDIA_MCP_HTTP_SESSION_IDLE_SECONDS", "inf"),
+    ],
+)
+def test_http_session_limits_out_of_bounds_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as raised:
+        ServerSettings()
+    assert [error["loc"] for error in raised.value.errors()] == [(variable.removeprefix("MEDIA_MCP_").lower(),)]
+
+
 def test_the_command_names_an_invalid_setting_but_never_its_value(tmp_path: Path) -> None:
     env = {
         "PATH": os.environ.get("PATH", os.defpath),
